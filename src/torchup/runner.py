@@ -1,0 +1,95 @@
+"""The one place torchup starts subprocesses.
+
+``run`` cleans the environment of variables that would make a target interpreter
+misbehave, captures output, enforces a timeout, and turns every failure into a
+:class:`~torchup.errors.RunnerError` that keeps the original error and output.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .errors import RunnerError
+
+__all__ = ["Completed", "clean_env", "run"]
+
+# Variables that leak the calling interpreter's state into a target interpreter
+# (PYTHONHOME/PYTHONPATH point at the wrong stdlib; __PYVENV_LAUNCHER__ is macOS's
+# framework trampoline and makes a venv report the base interpreter).
+_DROP = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONEXECUTABLE", "__PYVENV_LAUNCHER__")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Completed:
+    """The result of a finished subprocess."""
+
+    cmd: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def clean_env(env: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """Return a copy of ``env`` (default ``os.environ``) fit for running a target Python."""
+    base = dict(os.environ if env is None else env)
+    for key in _DROP:
+        base.pop(key, None)
+    base["PYTHONUTF8"] = "1"
+    base["PYTHONIOENCODING"] = "utf-8"
+    base.update(extra)
+    return base
+
+
+def run(
+    cmd: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+    cwd: str | None = None,
+    check: bool = True,
+    stdin: str | None = None,
+) -> Completed:
+    """Run ``cmd`` and return its captured output.
+
+    Raises :class:`RunnerError` when the program is missing, times out, or (with
+    ``check``) exits non-zero; the error keeps the command, exit code and output.
+    """
+    argv = tuple(str(part) for part in cmd)
+    try:
+        proc = subprocess.run(
+            argv,
+            env=clean_env(env),
+            cwd=cwd,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise RunnerError(f"{argv[0]!r} does not exist", cmd=argv) from exc
+    except PermissionError as exc:
+        raise RunnerError(f"{argv[0]!r} is not executable", cmd=argv) from exc
+    except OSError as exc:
+        raise RunnerError(f"cannot run {argv[0]!r}: {exc.strerror or exc}", cmd=argv) from exc
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout if isinstance(exc.stdout, str) else ""
+        raise RunnerError(
+            f"{argv[0]!r} did not finish within {timeout:g} s", cmd=argv, output=out
+        ) from exc
+    done = Completed(cmd=argv, returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)
+    if check and proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise RunnerError(
+            f"{argv[0]!r} exited with status {proc.returncode}: " + " / ".join(tail),
+            cmd=argv,
+            returncode=proc.returncode,
+            output=proc.stdout + proc.stderr,
+        )
+    return done
+
