@@ -92,4 +92,3 @@ def run(
             output=proc.stdout + proc.stderr,
         )
     return done
-

@@ -1,0 +1,355 @@
+"""The library's entry points: :func:`plan` and :func:`pythons`.
+
+This is the edge that wires the stages together: it finds the interpreter, reads the
+pip sources and the PyTorch index (concurrently, cached), then hands plain values to
+the pure core (:mod:`~torchup.compat`, :mod:`~torchup.resolve`, :mod:`~torchup.plan`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from . import companions
+from .backends import Backend, requested_backend, resolve_backend, variant_rule
+from .compat import Candidate, TargetTags, make_candidates, target_tags
+from .errors import InterpreterError, TorchupError, UsageError
+from .interpreters import Interpreter, default_interpreter, discover, select
+from .pages import DistFile
+from .plan import AltPython, Plan, build_plan, install_command, planned_package
+from .resolve import MetadataLookup, Outcome, choose, pair
+from .sources import Sources, pip_sources, project_url, variant_project_url
+
+if TYPE_CHECKING:
+    from .index import IndexClient
+
+__all__ = ["parse_requirements", "plan", "pythons"]
+
+log = logging.getLogger(__name__)
+
+TORCH = canonicalize_name("torch")
+
+
+def parse_requirements(texts: Sequence[str]) -> list[Requirement]:
+    """Parse PEP 508 strings; raise :class:`UsageError` naming the bad one.
+
+    torch is added when only companions are asked for, since they are paired to it.
+    """
+    reqs: list[Requirement] = []
+    for text in texts or ("torch",):
+        try:
+            reqs.append(Requirement(text))
+        except InvalidRequirement as exc:
+            raise UsageError(
+                f"invalid requirement {text!r}: {exc}",
+                hint="write a PEP 508 requirement, e.g. 'torch==2.5.1' or 'torchvision>=0.20'",
+            ) from None
+    names = [canonicalize_name(r.name) for r in reqs]
+    if len(set(names)) != len(names):
+        raise UsageError(
+            "a package is named twice", hint="combine the specifiers: 'torch>=2.4,<2.6'"
+        )
+    if TORCH not in names and any(n in companions.COMPANIONS for n in names):
+        reqs.insert(0, Requirement("torch"))
+    reqs.sort(key=lambda r: canonicalize_name(r.name) != TORCH)
+    return reqs
+
+
+@dataclass(slots=True)
+class _Gathered:
+    """Files per project, split by where they came from, and what went wrong."""
+
+    torch_index: dict[str, list[DistFile]] = field(default_factory=dict)
+    pip: dict[str, list[DistFile]] = field(default_factory=dict)
+    torch_index_errors: list[str] = field(default_factory=list)
+    pip_errors: list[str] = field(default_factory=list)
+    oldest_cache_age: float | None = None
+
+
+def _gather(
+    client: IndexClient, sources: Sources, backend: Backend, projects: Sequence[str]
+) -> _Gathered:
+    got = _Gathered()
+    jobs: list[tuple[str, str, str]] = []  # (kind, project, url)
+    for project in projects:
+        if backend.variant is not None:
+            url = variant_project_url(sources.torch_index_url.url, backend.variant, project)
+            jobs.append(("torch", project, url))
+        if not sources.no_index:
+            indexes = [sources.index_url] if sources.index_url else []
+            for src in (*indexes, *sources.extra_index_urls):
+                jobs.append(("pip", project, project_url(src.url, project)))
+    results = client.fetch_pages([url for _, _, url in jobs])
+    for (kind, project, _url), res in zip(jobs, results, strict=True):
+        bucket = got.torch_index if kind == "torch" else got.pip
+        bucket.setdefault(project, []).extend(res.files)
+        if res.error is not None:
+            (got.torch_index_errors if kind == "torch" else got.pip_errors).append(str(res.error))
+        if res.from_cache and res.age_seconds is not None:
+            got.oldest_cache_age = max(got.oldest_cache_age or 0.0, res.age_seconds)
+    for link in sources.find_links:
+        try:
+            files = client.find_links(link.url)
+        except TorchupError as exc:
+            got.pip_errors.append(str(exc))
+            continue
+        for project in projects:
+            got.pip.setdefault(project, []).extend(
+                f for f in files if canonicalize_name(f.filename.split("-", 1)[0]) == project
+            )
+    return got
+
+
+def _candidates(got: _Gathered, project: str, backend: Backend) -> list[Candidate]:
+    """Candidates for ``project``: the PyTorch index's first, then pip's; one per file name."""
+    seen: set[str] = set()
+    files: list[DistFile] = []
+    pools = [got.pip.get(project, [])]
+    if backend.variant is not None:
+        pools.insert(0, got.torch_index.get(project, []))
+    for pool in pools:
+        for dist in pool:
+            if dist.filename not in seen:
+                seen.add(dist.filename)
+                files.append(dist)
+    cands, bad = make_candidates(files, project)
+    for dist, why in bad:
+        log.info("skipping %s: %s", dist.filename, why)
+    return cands
+
+
+def _label(py: Interpreter) -> str:
+    return f"Python {py.version}" + (" (free-threaded)" if py.free_threaded else "")
+
+
+def _resolve_all(
+    reqs: Sequence[Requirement],
+    cands: Mapping[NormalizedName, list[Candidate]],
+    py: Interpreter,
+    backend: Backend,
+    metadata: MetadataLookup,
+) -> list[Outcome]:
+    """Choose torch (and other packages) for ``py``, then pair the companions to torch."""
+    target: TargetTags = target_tags(py.tags, py.version)
+    rule = variant_rule(backend)
+    outcomes: list[Outcome] = []
+    torch_choice: Candidate | None = None
+    for req in reqs:
+        name = canonicalize_name(req.name)
+        pool = cands.get(name, [])
+        if req.marker is not None and not req.marker.evaluate({**py.markers, "extra": ""}):
+            continue
+        if name in companions.COMPANIONS and torch_choice is not None:
+            outcomes.append(
+                pair(
+                    req,
+                    pool,
+                    target,
+                    torch_choice,
+                    markers=py.markers,
+                    metadata=metadata,
+                    predicted=companions.predicted(name, torch_choice.version),
+                    label=_label(py),
+                )
+            )
+            continue
+        if name in companions.COMPANIONS:
+            continue  # torch itself failed; its problem explains this one too
+        outcome = choose(req, pool, target, rule, label=_label(py))
+        outcomes.append(outcome)
+        if name == TORCH:
+            torch_choice = outcome.choice
+    return outcomes
+
+
+def _metadata_lookup(client: IndexClient) -> MetadataLookup:
+    memo: dict[str, Sequence[str] | None] = {}
+
+    def lookup(cand: Candidate) -> Sequence[str] | None:
+        key = cand.dist.url
+        if key not in memo:
+            try:
+                meta = client.get_metadata(cand.dist)
+                memo[key] = tuple(meta.get_all("Requires-Dist") or ())
+            except TorchupError as exc:
+                log.warning("metadata of %s unreadable: %s", cand.dist.filename, exc)
+                memo[key] = None
+        return memo[key]
+
+    return lookup
+
+
+def _alternatives(
+    *,
+    reqs: Sequence[Requirement],
+    cands: Mapping[NormalizedName, list[Candidate]],
+    target: Interpreter,
+    backend: Backend,
+    metadata: MetadataLookup,
+    variant_index: str | None,
+    sources: Sources,
+    env: Mapping[str, str],
+    cwd: Path | None,
+) -> list[AltPython]:
+    """Other Pythons on this machine for which the same request resolves."""
+    alts: list[AltPython] = []
+    seen: set[tuple[str, bool]] = set()
+    for py in discover(env=env, cwd=cwd):
+        if py.error or not py.tags or py.executable == target.executable:
+            continue
+        outcomes = _resolve_all(reqs, cands, py, backend, metadata)
+        if not outcomes or not all(o.ok for o in outcomes):
+            continue
+        key = (py.version, py.free_threaded)
+        if key in seen:
+            continue
+        seen.add(key)
+        packages = [planned_package(o) for o in outcomes]
+        cmd = install_command(py.executable, packages, variant_index=variant_index, sources=sources)
+        alts.append(
+            AltPython(
+                executable=py.executable,
+                version=py.version,
+                command=cmd,
+                packages=tuple(p.pin for p in packages),
+            )
+        )
+    alts.sort(key=lambda a: Version(a.version), reverse=True)
+    return alts
+
+
+def plan(
+    requirements: Sequence[str] = ("torch",),
+    *,
+    python: str | None = None,
+    backend: str | None = None,
+    torch_index_url: str | None = None,
+    index_url: str | None = None,
+    extra_index_urls: Sequence[str] = (),
+    find_links: Sequence[str] = (),
+    offline: bool = False,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Plan:
+    """Plan a PyTorch install for one Python, or explain why nothing fits.
+
+    Raises :class:`UsageError` for malformed input and :class:`TorchupError` subclasses
+    for failures that leave nothing to plan (interpreter broken, no source readable).
+    A request that cannot be met returns a plan with ``ok`` false and its problems.
+    """
+    from ._paths import cache_dir
+    from .index import IndexClient
+
+    env = dict(os.environ) if env is None else env
+    reqs = parse_requirements(requirements)
+    py = select(python, env=env, cwd=cwd) if python else default_interpreter(env=env, cwd=cwd)
+    if py.error:
+        raise InterpreterError(
+            f"{py.executable} cannot be used: {py.error}",
+            hint="pick another one with --python; `torchup pythons` lists them",
+        )
+    sources = pip_sources(
+        env=env,
+        prefix=py.prefix or None,
+        overrides={
+            "index_url": index_url,
+            "extra_index_urls": tuple(extra_index_urls),
+            "find_links": tuple(find_links),
+            "torch_index_url": torch_index_url,
+        },
+    )
+    name, origin = requested_backend(backend, env)
+    chosen = resolve_backend(name, origin)
+    warnings: list[str] = []
+    projects = list(dict.fromkeys(canonicalize_name(r.name) for r in reqs))
+
+    with IndexClient(
+        cache_dir=cache_dir(env), offline=offline, trusted_hosts=sources.trusted_hosts
+    ) as client:
+        got = _gather(client, sources, chosen, projects)
+        reachable = any(got.torch_index.get(p) for p in projects) or not got.torch_index_errors
+        if chosen.variant is not None and not reachable:
+            why = got.torch_index_errors[0]
+            if name == "auto":
+                warnings.append(
+                    f"the PyTorch index could not be read ({why}); planning what pip "
+                    "would install from its own sources instead (--backend pypi)"
+                )
+                chosen = Backend(
+                    name="pypi", variant=None, source=f"{origin}: auto, PyTorch index unreachable"
+                )
+            else:
+                warnings.append(
+                    f"the PyTorch index could not be read ({why}); using pip's sources only"
+                )
+        warnings += [f"skipped a source: {e}" for e in got.pip_errors]
+        on_apple = (
+            py.markers.get("sys_platform") == "darwin"
+            and py.markers.get("platform_machine") == "arm64"
+        )
+        if chosen.name == "mps" and not on_apple:
+            warnings.append("mps builds run on macOS on Apple silicon only; this Python is not one")
+        if offline and got.oldest_cache_age is not None:
+            warnings.append(
+                f"offline: planned from cached pages up to {_age(got.oldest_cache_age)} old"
+            )
+
+        cands = {p: _candidates(got, p, chosen) for p in projects}
+        metadata = _metadata_lookup(client)
+        outcomes = _resolve_all(reqs, cands, py, chosen, metadata)
+        variant_index = (
+            f"{sources.torch_index_url.url.rstrip('/')}/{chosen.variant}"
+            if chosen.variant is not None
+            else None
+        )
+        alts: list[AltPython] = []
+        if not all(o.ok for o in outcomes):
+            alts = _alternatives(
+                reqs=reqs,
+                cands=cands,
+                target=py,
+                backend=chosen,
+                metadata=metadata,
+                variant_index=variant_index,
+                sources=sources,
+                env=env,
+                cwd=cwd,
+            )
+    return build_plan(
+        python=py,
+        backend=chosen,
+        sources=sources,
+        requirements=reqs,
+        outcomes=outcomes,
+        variant_index=variant_index,
+        alternative_pythons=alts,
+        warnings=warnings,
+    )
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def pythons(
+    *, python: str | None = None, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> list[Interpreter]:
+    """Every Python on this machine (or the one ``python`` names), probed."""
+    env = dict(os.environ) if env is None else env
+    if python:
+        return [select(python, env=env, cwd=cwd)]
+    return discover(env=env, cwd=cwd)

@@ -1,0 +1,156 @@
+"""The ``torchup`` command line: parse arguments, call the library, print, exit.
+
+Exit codes: 0 success, 1 expected failure (nothing fits, a source failed), 2 usage or
+internal error. ``--json`` prints exactly one document on stdout; warnings and errors
+go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__
+from .errors import TorchupError
+
+__all__ = ["main"]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--python",
+        metavar="SPEC",
+        help="target Python: a version (3.10, 3.13t), an executable, a venv or conda "
+        "prefix, or a conda env name (default: the active venv, ./.venv, or python3 on PATH)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (repeatable)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print warnings only")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="torchup",
+        description="Put a working PyTorch into a chosen Python, or say exactly why it "
+        "can't and what will.",
+    )
+    parser.add_argument("--version", action="version", version=f"torchup {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("pythons", help="list every Python on this machine and its wheel tags")
+    _common(p)
+    p.add_argument("--tags", action="store_true", help="also print each Python's wheel tags")
+
+    p = sub.add_parser("plan", help="choose the torch files for a Python, or explain why none fit")
+    _common(p)
+    p.add_argument(
+        "requirements",
+        nargs="*",
+        metavar="REQUIREMENT",
+        help="PEP 508 requirements (default: torch); torchvision/torchaudio are paired to torch",
+    )
+    p.add_argument(
+        "--backend",
+        metavar="NAME",
+        help="auto (default; TORCHUP_BACKEND), cpu, cuXYZ, rocmX.Y, xpu, mps, or pypi "
+        "(what pip alone would install)",
+    )
+    p.add_argument(
+        "--torch-index-url",
+        metavar="URL",
+        help="root of the PyTorch index (TORCHUP_TORCH_INDEX_URL; default the official one)",
+    )
+    p.add_argument("--index-url", metavar="URL", help="replace pip's index URL")
+    p.add_argument(
+        "--extra-index-url", metavar="URL", action="append", default=[], help="add an index"
+    )
+    p.add_argument(
+        "--find-links", metavar="LOCATION", action="append", default=[], help="add a wheel folder"
+    )
+    p.add_argument(
+        "--offline", action="store_true", help="plan from the cache only; say how old it is"
+    )
+    return parser
+
+
+def _emit_json(doc: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+def _cmd_pythons(args: argparse.Namespace) -> int:
+    from .api import pythons
+    from .render import render_pythons
+
+    found = pythons(python=args.python)
+    if args.json:
+        _emit_json({"schema": 1, "pythons": [p.to_dict() for p in found]})
+    else:
+        print(render_pythons(found))
+        if args.tags:
+            for py in found:
+                print(f"\n{py.executable}:\n  " + "\n  ".join(py.tags[:20]))
+                if len(py.tags) > 20:
+                    print(f"  ... {len(py.tags) - 20} more (--json lists all)")
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .api import plan
+    from .render import render_plan
+
+    result = plan(
+        args.requirements,
+        python=args.python,
+        backend=args.backend,
+        torch_index_url=args.torch_index_url,
+        index_url=args.index_url,
+        extra_index_urls=args.extra_index_url,
+        find_links=args.find_links,
+        offline=args.offline,
+    )
+    if args.json:
+        _emit_json(result.to_dict())
+    else:
+        print(render_plan(result))
+    return 0 if result.ok else 1
+
+
+_COMMANDS = {"pythons": _cmd_pythons, "plan": _cmd_plan}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    args = _parser().parse_args(argv)
+    level = (
+        logging.WARNING
+        if args.verbose == 0
+        else logging.INFO
+        if args.verbose == 1
+        else logging.DEBUG
+    )
+    if args.quiet:
+        level = logging.ERROR
+    logging.basicConfig(
+        level=level, format="torchup: %(levelname)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        return _COMMANDS[args.command](args)
+    except TorchupError as exc:
+        print(f"torchup: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("torchup: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an internal bug: say so briefly, details with -v
+        if args.verbose:
+            raise
+        print(
+            f"torchup: internal error: {type(exc).__name__}: {exc}\n"
+            "  please report it with the output of the same command run with -v",
+            file=sys.stderr,
+        )
+        return 2

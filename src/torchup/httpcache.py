@@ -1,0 +1,297 @@
+"""torchup's on-disk cache: index pages (parsed), wheel metadata, local file hashes.
+
+Layout under the cache directory (``TORCHUP_CACHE_DIR`` or the platform default)::
+
+    pages/<sha256 of redacted URL>.json      parsed files + HTTP validators
+    pages/<sha256 of redacted URL>.body.gz   the page as received (to re-parse)
+    metadata/<sha256 of URL + file sha256>   a wheel's METADATA bytes (immutable)
+    filehashes/<sha256 of path>.json         sha256 of a local file by size + mtime
+
+Pages are stored *parsed* (a compact JSON list) so that a warm run never parses HTML:
+loading the torch page costs a ``json.loads``. Each entry records :data:`PARSER_VERSION`;
+when the parser changes, the body sidecar is re-parsed instead of refetched. Writes are
+atomic (temporary file + ``os.replace``), so concurrent runs never see half an entry;
+an unreadable entry is treated as missing. Cache failures (read-only disk...) are
+logged and never fail a fetch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .pages import DistFile
+
+__all__ = [
+    "CACHE_FORMAT",
+    "PARSER_VERSION",
+    "BlobCache",
+    "CachedPage",
+    "FileHashCache",
+    "PageCache",
+    "atomic_write",
+    "server_lifetime",
+]
+
+log = logging.getLogger(__name__)
+
+#: Layout version of a page entry.
+CACHE_FORMAT = 1
+#: Bump whenever :func:`torchup.pages.parse_project_page` output changes.
+PARSER_VERSION = "1"
+
+Reparse = Callable[[bytes, str, str, str], tuple[DistFile, ...]]
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Unique per process and thread; O_EXCL guards against a stale leftover.
+    tmp = path.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        tmp.unlink()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def server_lifetime(headers: Mapping[str, str]) -> tuple[float | None, float]:
+    """``(lifetime, age)`` from ``Cache-Control`` and ``Age`` (RFC 9111).
+
+    ``lifetime`` is ``None`` when the server says nothing, ``0`` for ``no-cache`` /
+    ``no-store`` (torchup still stores such pages for ``--offline``, but always
+    revalidates them online).
+
+    >>> server_lifetime({"cache-control": "max-age=600, public, must-revalidate"})
+    (600.0, 0.0)
+    >>> server_lifetime({"cache-control": "no-cache,no-store,must-revalidate", "age": "5"})
+    (0.0, 5.0)
+    """
+    lifetime: float | None = None
+    for directive in headers.get("cache-control", "").split(","):
+        name, _, value = directive.strip().partition("=")
+        name = name.lower()
+        if name in ("no-cache", "no-store"):
+            lifetime = 0.0
+            break
+        if name == "max-age":
+            try:
+                lifetime = max(0.0, float(value.strip().strip('"')))
+            except ValueError:
+                continue
+    try:
+        age = max(0.0, float(headers.get("age", "0")))
+    except ValueError:
+        age = 0.0
+    return lifetime, age
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CachedPage:
+    """One cached page: its files and what is needed to revalidate it.
+
+    ``status`` is 200, or 404 for "project not on this index" (cached too).
+    ``max_age`` is the server's lifetime, ``None`` when it gave none.
+    """
+
+    url: str
+    status: int
+    content_type: str
+    etag: str | None
+    last_modified: str | None
+    fetched_at: float
+    max_age: float | None
+    files: tuple[DistFile, ...]
+
+    def age(self, now: float | None = None) -> float:
+        return max(0.0, (time.time() if now is None else now) - self.fetched_at)
+
+    def is_fresh(self, client_max_age: float, now: float | None = None) -> bool:
+        limit = client_max_age if self.max_age is None else min(self.max_age, client_max_age)
+        return self.age(now) < limit
+
+
+def _row(f: DistFile) -> list[Any]:
+    return [
+        f.filename,
+        f.url,
+        f.hashes,
+        f.requires_python,
+        f.yanked,
+        f.metadata_hashes,
+        f.size,
+        f.variant_dir,
+    ]
+
+
+def _from_row(row: list[Any], index: str) -> DistFile:
+    filename, url, hashes, requires_python, yanked, metadata, size, variant = row
+    if not (isinstance(filename, str) and isinstance(url, str) and isinstance(hashes, dict)):
+        raise ValueError("bad row")
+    return DistFile(
+        filename=filename,
+        url=url,
+        index=index,
+        hashes=hashes,
+        requires_python=requires_python,
+        yanked=yanked,
+        metadata_hashes=metadata,
+        size=size,
+        variant_dir=variant,
+    )
+
+
+class PageCache:
+    """Parsed index pages keyed by redacted URL; see the module docstring."""
+
+    def __init__(self, root: Path, *, reparse: Reparse) -> None:
+        self.root = root / "pages"
+        self._reparse = reparse
+
+    def _paths(self, url: str) -> tuple[Path, Path]:
+        key = _key(url)
+        return self.root / f"{key}.json", self.root / f"{key}.body.gz"
+
+    def load(self, url: str) -> CachedPage | None:
+        """The entry for ``url``, or ``None`` when missing or unreadable."""
+        meta_path, body_path = self._paths(url)
+        try:
+            raw = meta_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("cache entry %s unreadable: %s", meta_path, exc)
+            return None
+        try:
+            doc = json.loads(raw)
+            if doc["format"] != CACHE_FORMAT or doc["url"] != url:
+                return None
+            page = CachedPage(
+                url=url,
+                status=int(doc["status"]),
+                content_type=str(doc["content_type"]),
+                etag=doc["etag"],
+                last_modified=doc["last_modified"],
+                fetched_at=float(doc["fetched_at"]),
+                max_age=None if doc["max_age"] is None else float(doc["max_age"]),
+                files=(),
+            )
+            if doc["parser"] == PARSER_VERSION:
+                index = str(doc["index"])
+                return replace(page, files=tuple(_from_row(r, index) for r in doc["files"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring corrupt cache entry %s (%s)", meta_path, exc)
+            return None
+        # Written by another parser version: re-parse the stored body.
+        if page.status != 200:
+            return page
+        import gzip
+
+        try:
+            body = gzip.decompress(body_path.read_bytes())
+            files = self._reparse(body, page.content_type, url, str(doc["index"]))
+        except Exception as exc:  # any failure just means "not cached"
+            log.warning("cannot re-parse cached %s (%s)", url, exc)
+            return None
+        page = replace(page, files=files)
+        self._write_meta(page, str(doc["index"]))
+        return page
+
+    def save(self, page: CachedPage, body: bytes | None, *, index: str) -> None:
+        """Store ``page`` (and its raw ``body``, when there is one)."""
+        import gzip
+
+        _meta_path, body_path = self._paths(page.url)
+        try:
+            if body is not None:
+                atomic_write(body_path, gzip.compress(body, compresslevel=5, mtime=0))
+            self._write_meta(page, index)
+        except OSError as exc:
+            log.warning("cannot write the page cache under %s: %s", self.root, exc)
+
+    def _write_meta(self, page: CachedPage, index: str) -> None:
+        meta_path, _ = self._paths(page.url)
+        doc = {
+            "format": CACHE_FORMAT,
+            "parser": PARSER_VERSION,
+            "url": page.url,
+            "index": index,
+            "status": page.status,
+            "content_type": page.content_type,
+            "etag": page.etag,
+            "last_modified": page.last_modified,
+            "fetched_at": page.fetched_at,
+            "max_age": page.max_age,
+            "files": [_row(f) for f in page.files],
+        }
+        try:
+            atomic_write(meta_path, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
+        except OSError as exc:
+            log.warning("cannot write the page cache under %s: %s", self.root, exc)
+
+
+class BlobCache:
+    """Immutable byte blobs by key (wheel METADATA)."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root = root / name
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return (self.root / _key(key)).read_bytes()
+        except OSError:
+            return None
+
+    def put(self, key: str, data: bytes) -> None:
+        try:
+            atomic_write(self.root / _key(key), data)
+        except OSError as exc:
+            log.warning("cannot write the cache under %s: %s", self.root, exc)
+
+
+class FileHashCache:
+    """sha256 of local files, recomputed only when size or mtime changes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "filehashes"
+
+    def sha256(self, path: Path) -> str:
+        """Hash ``path`` (streamed, 1 MiB at a time) or return the cached digest."""
+        st = path.stat()
+        entry = self.root / f"{_key(str(path.resolve()))}.json"
+        try:
+            doc = json.loads(entry.read_bytes())
+            if doc["size"] == st.st_size and doc["mtime_ns"] == st.st_mtime_ns:
+                return str(doc["sha256"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        value = digest.hexdigest()
+        doc = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": value}
+        try:
+            atomic_write(entry, json.dumps(doc).encode("utf-8"))
+        except OSError as exc:
+            log.warning("cannot write the hash cache under %s: %s", self.root, exc)
+        return value

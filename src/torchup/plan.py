@@ -1,0 +1,231 @@
+"""The plan: what would be installed, from where, with which command; or why not. Pure.
+
+:func:`build_plan` turns the resolver's outcomes into a :class:`Plan` value, which the
+CLI renders (``to_dict()`` is the ``--json`` document, schema pinned by a test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from .backends import Backend
+from .interpreters import Interpreter
+from .resolve import Outcome
+from .sources import Sources
+
+__all__ = [
+    "SCHEMA",
+    "AltPython",
+    "Plan",
+    "PlannedPackage",
+    "build_plan",
+    "install_command",
+]
+
+SCHEMA = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlannedPackage:
+    """One file the plan installs."""
+
+    name: str
+    version: str
+    local: str | None
+    variant: str | None
+    filename: str
+    url: str
+    sha256: str | None
+    index: str
+    paired_by: str | None = None
+
+    @property
+    def pin(self) -> str:
+        """The exact requirement that installs this file, local label included."""
+        return f"{self.name}=={self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "local": self.local,
+            "variant": self.variant,
+            "filename": self.filename,
+            "url": self.url,
+            "sha256": self.sha256,
+            "index": self.index,
+            "paired_by": self.paired_by,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AltPython:
+    """Another Python on this machine that can install the request."""
+
+    executable: str
+    version: str
+    command: tuple[str, ...]
+    packages: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "executable": self.executable,
+            "version": self.version,
+            "command": list(self.command),
+            "packages": list(self.packages),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """A plan (``ok``) or an explanation of why nothing fits (``problems``)."""
+
+    python: Interpreter
+    backend: Backend
+    sources: Sources
+    packages: tuple[PlannedPackage, ...] = ()
+    commands: tuple[tuple[str, ...], ...] = ()
+    problems: tuple[Outcome, ...] = ()
+    alternative_versions: tuple[str, ...] = ()
+    alternative_pythons: tuple[AltPython, ...] = ()
+    warnings: tuple[str, ...] = ()
+    requirements: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and bool(self.packages)
+
+    def to_dict(self) -> dict[str, Any]:
+        py = self.python
+        return {
+            "schema": SCHEMA,
+            "ok": self.ok,
+            "requirements": list(self.requirements),
+            "python": {
+                "executable": py.executable,
+                "version": py.version,
+                "implementation": py.implementation,
+                "free_threaded": py.free_threaded,
+                "kind": py.kind,
+                "source": py.source,
+            },
+            "backend": self.backend.to_dict(),
+            "sources": self.sources.to_dict(),
+            "packages": [p.to_dict() for p in self.packages],
+            "commands": [list(c) for c in self.commands],
+            "problems": [o.to_dict() for o in self.problems],
+            "alternatives": {
+                "versions": list(self.alternative_versions),
+                "pythons": [a.to_dict() for a in self.alternative_pythons],
+            },
+            "warnings": list(self.warnings),
+        }
+
+
+def planned_package(outcome: Outcome) -> PlannedPackage:
+    """The :class:`PlannedPackage` for a successful outcome."""
+    cand = outcome.choice
+    assert cand is not None, "planned_package() needs a chosen file"
+    local = cand.version.local
+    return PlannedPackage(
+        name=cand.project,
+        version=str(cand.version),
+        local=local,
+        variant=cand.variant,
+        filename=cand.dist.filename,
+        url=cand.dist.url,
+        sha256=cand.dist.sha256,
+        index=cand.dist.index,
+        paired_by=outcome.paired_by,
+    )
+
+
+def install_command(
+    executable: str,
+    packages: Sequence[PlannedPackage],
+    *,
+    variant_index: str | None,
+    sources: Sources,
+    extras: Mapping[str, str] | None = None,
+) -> tuple[str, ...]:
+    """The target's own ``python -m pip install`` for ``packages``.
+
+    Pins carry the local label (``torch==2.5.1+cpu``) so no other build can satisfy
+    them. When a file comes from a PyTorch index directory, that directory becomes the
+    ``--index-url`` and pip's own index stays an ``--extra-index-url`` so that torch's
+    ordinary dependencies resolve from where they always do.
+
+    >>> from torchup.sources import Sources, Source
+    >>> s = Sources(index_url=None, extra_index_urls=(), find_links=(), trusted_hosts=(),
+    ...             no_index=False, torch_index_url=Source(url="https://t/whl", origin="default"))
+    >>> install_command("/py", [], variant_index=None, sources=s)
+    ('/py', '-m', 'pip', 'install')
+    """
+    extras = extras or {}
+    argv = [executable, "-m", "pip", "install"]
+    argv += [f"{p.name}{extras.get(p.name, '')}=={p.version}" for p in packages]
+    uses_variant = variant_index is not None and any(
+        p.index.startswith(variant_index) for p in packages
+    )
+    if uses_variant and variant_index is not None:
+        argv += ["--index-url", variant_index]
+        pip_index = sources.index_url.url if sources.index_url else sources.default_index
+        argv += ["--extra-index-url", pip_index]
+    return tuple(argv)
+
+
+def nearest_strings(versions: Sequence[Version]) -> tuple[str, ...]:
+    return tuple(str(v) for v in versions)
+
+
+def build_plan(
+    *,
+    python: Interpreter,
+    backend: Backend,
+    sources: Sources,
+    requirements: Sequence[Requirement],
+    outcomes: Sequence[Outcome],
+    variant_index: str | None,
+    alternative_pythons: Sequence[AltPython] = (),
+    warnings: Sequence[str] = (),
+) -> Plan:
+    """Assemble the plan from the outcomes of every requirement."""
+    problems = tuple(o for o in outcomes if not o.ok)
+    packages = tuple(planned_package(o) for o in outcomes if o.ok)
+    extras: dict[str, str] = {
+        canonicalize_name(r.name): f"[{','.join(sorted(r.extras))}]"
+        for r in requirements
+        if r.extras
+    }
+    commands: tuple[tuple[str, ...], ...] = ()
+    if not problems and packages:
+        commands = (
+            install_command(
+                python.executable,
+                packages,
+                variant_index=variant_index,
+                sources=sources,
+                extras=extras,
+            ),
+        )
+    versions: list[str] = []
+    for o in problems:
+        versions += [f"{o.requirement.name}=={v}" for v in o.nearest]
+    return Plan(
+        python=python,
+        backend=backend,
+        sources=sources,
+        packages=packages,
+        commands=commands,
+        problems=problems,
+        alternative_versions=tuple(versions),
+        alternative_pythons=tuple(alternative_pythons),
+        warnings=tuple(warnings),
+        requirements=tuple(str(r) for r in requirements),
+    )
