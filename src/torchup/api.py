@@ -83,23 +83,21 @@ def _gather(
         if backend.variant is not None:
             url = variant_project_url(sources.torch_index_url.url, backend.variant, project)
             jobs.append(("torch", project, url))
-        if not sources.no_index:
-            indexes = [sources.index_url] if sources.index_url else []
-            for src in (*indexes, *sources.extra_index_urls):
-                jobs.append(("pip", project, project_url(src.url, project)))
+        for src in sources.index_urls():
+            jobs.append(("pip", project, project_url(src.url, project)))
     results = client.fetch_pages([url for _, _, url in jobs])
     for (kind, project, _url), res in zip(jobs, results, strict=True):
         bucket = got.torch_index if kind == "torch" else got.pip
         bucket.setdefault(project, []).extend(res.files)
         if res.error is not None:
-            (got.torch_index_errors if kind == "torch" else got.pip_errors).append(str(res.error))
+            (got.torch_index_errors if kind == "torch" else got.pip_errors).append(res.error.message)
         if res.from_cache and res.age_seconds is not None:
             got.oldest_cache_age = max(got.oldest_cache_age or 0.0, res.age_seconds)
     for link in sources.find_links:
         try:
             files = client.find_links(link.url)
         except TorchupError as exc:
-            got.pip_errors.append(str(exc))
+            got.pip_errors.append(exc.message)
             continue
         for project in projects:
             got.pip.setdefault(project, []).extend(

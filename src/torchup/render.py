@@ -26,7 +26,7 @@ def _group(rejected: Sequence[Rejection]) -> list[str]:
     for r in rejected:
         by_reason[r.reason].append(r.filename)
     lines = []
-    for reason, files in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+    for reason, files in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         shown = ", ".join(files[:_EXAMPLES]) + (", ..." if len(files) > _EXAMPLES else "")
         count = f"{len(files)} file" + ("s" if len(files) != 1 else "")
         lines.append(f"      {reason}  [{count}: {shown}]")
