@@ -110,7 +110,12 @@ def _candidates(got: _Gathered, project: str, backend: Backend) -> list[Candidat
     """Candidates for ``project``: the PyTorch index's first, then pip's; one per file name."""
     seen: set[str] = set()
     files: list[DistFile] = []
-    pools = [got.pip.get(project, [])]
+    pip_files = got.pip.get(project, [])
+    if backend.variant is not None and backend.name != "mps":
+        # Only a local label (+cpu) makes a file from pip's sources a variant build, so
+        # unlabelled ones cannot be chosen; skipping them saves parsing ~1000 names.
+        pip_files = [d for d in pip_files if "+" in d.filename]
+    pools = [pip_files]
     if backend.variant is not None:
         pools.insert(0, got.torch_index.get(project, []))
     for pool in pools:

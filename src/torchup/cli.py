@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -142,6 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TorchupError as exc:
         print(f"torchup: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # The reader went away (`torchup plan | head`): not an error worth a message.
+        # Point stdout at devnull so the flush at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("torchup: interrupted", file=sys.stderr)
         return 130

@@ -16,6 +16,7 @@ from packaging.version import Version
 
 from .backends import Backend
 from .interpreters import Interpreter
+from .pages import redact
 from .resolve import Outcome
 from .sources import Sources
 
@@ -139,7 +140,7 @@ def planned_package(outcome: Outcome) -> PlannedPackage:
         local=local,
         variant=cand.variant,
         filename=cand.dist.filename,
-        url=cand.dist.url,
+        url=redact(cand.dist.url),
         sha256=cand.dist.sha256,
         index=cand.dist.index,
         paired_by=outcome.paired_by,
@@ -174,9 +175,9 @@ def install_command(
         p.index.startswith(variant_index) for p in packages
     )
     if uses_variant and variant_index is not None:
-        argv += ["--index-url", variant_index]
-        pip_index = sources.index_url.url if sources.index_url else sources.default_index
-        argv += ["--extra-index-url", pip_index]
+        # Credentials never appear in output; pip finds them in its keyring or netrc.
+        argv += ["--index-url", redact(variant_index)]
+        argv += [arg for s in sources.index_urls()[:1] for arg in ("--extra-index-url", redact(s.url))]
     return tuple(argv)
 
 

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from .interpreters import Interpreter
+from .pages import redact
 from .plan import Plan
 from .resolve import Outcome, Rejection
 
@@ -48,14 +49,9 @@ def render_plan(plan: Plan) -> str:
         f"backend  {plan.backend.name}  ({plan.backend.source})",
     ]
     src = plan.sources
-    read = (
-        [f"{src.torch_index_url.url} ({src.torch_index_url.origin})"]
-        if plan.backend.variant
-        else []
-    )
-    if src.index_url is not None:
-        read.append(f"{src.index_url.url} ({src.index_url.origin})")
-    read += [f"{s.url} ({s.origin})" for s in (*src.extra_index_urls, *src.find_links)]
+    listed = [src.torch_index_url] if plan.backend.variant else []
+    listed += [*src.index_urls(), *src.find_links]
+    read = [f"{redact(s.url)} ({s.origin})" for s in listed]
     out.append("sources  " + ("\n         ".join(read) if read else "(none)"))
     out.append("")
     width = max((len(p.name) for p in plan.packages), default=0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -98,8 +99,16 @@ def _fitting(
         if reason is None:
             ok.append(cand)
         else:
-            rejected[cand.version].append(Rejection(filename=cand.dist.filename, reason=reason))
+            rejected[public(cand.version)].append(
+                Rejection(filename=cand.dist.filename, reason=reason)
+            )
     return ok, rejected
+
+
+@lru_cache(maxsize=4096)
+def public(version: Version) -> Version:
+    """``version`` without its local label: ``2.5.1+cpu`` and ``2.5.1`` are one release."""
+    return Version(version.public) if version.local else version
 
 
 def _best_per_version(ok: Iterable[Candidate], target: TargetTags) -> dict[Version, Candidate]:
@@ -158,20 +167,20 @@ def choose(
         return Outcome(requirement=req, choice=best)
 
     all_ok, _ = _fitting(cands, target, variant_rule)
-    fit_versions = {c.version for c in all_ok if not c.version.is_prerelease}
-    requested = sorted({c.version for c in matching}, reverse=True)
+    fit_versions = {public(c.version) for c in all_ok if not c.version.is_prerelease}
+    requested = sorted({public(c.version) for c in matching}, reverse=True)
     nearest = _nearest(fit_versions, requested)
     shown = requested[:_REJECTED_VERSIONS]
     if not cands:
         message = f"no files for {req.name} on the sources read"
     elif not requested:
-        newest = max(c.version for c in cands)
+        newest = max(public(c.version) for c in cands)
         message = f"no release of {req.name} matches {str(req.specifier)!r} (newest is {newest})"
     else:
         which = ", ".join(str(v) for v in shown)
         message = f"no file of {req.name} {which} fits {label}"
         reasons = _rejections_for(shown, rejected)
-        span = python_span([c for c in matching if c.version in shown])
+        span = python_span([c for c in matching if public(c.version) in shown])
         if span and all(r.reason.startswith("built for") for r in reasons):
             message += f" ({which} has {span} wheels only)"
     return Outcome(
@@ -265,7 +274,7 @@ def pair(
             )
             continue
         # A local label on torch (+cpu) never decides a companion's pin.
-        if treq.specifier.contains(Version(torch_v.public), prereleases=True):
+        if treq.specifier.contains(public(torch_v), prereleases=True):
             return Outcome(
                 requirement=req, choice=cand, paired_by=f"metadata (Requires-Dist: {treq})"
             )

@@ -1,0 +1,168 @@
+"""Benchmarks: torchup against uv and pip, same machine, same run, same request.
+
+Run: ``.venv/bin/python bench/bench.py [--runs N] [--out docs/benchmarks.md]``
+
+Every tool reads the same local index server (tests/indexserver.py: captured PyPI
+pages and a PyTorch-layout index, small generated wheels) so that the network is not
+what is measured. Each tool plans the same request without installing: torchup
+``plan``, ``uv pip install --dry-run``, ``pip install --dry-run``; uv and pip get
+``--no-deps`` because torchup plans the torch family, not torch's own dependencies.
+Timings are wall-clock medians of whole commands (process start-up included), warm
+caches unless the row says cold. Results are ratios, so they compare across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from indexserver import IndexServer  # noqa: E402
+
+BIN = Path(sys.executable).parent
+PYENV = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+
+
+def _python(version: str) -> str:
+    matches = sorted((PYENV / "versions").glob(f"{version}.*/bin/python"))
+    if not matches:
+        sys.exit(f"bench: needs a CPython {version} under {PYENV}/versions")
+    return str(matches[-1])
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    torchup: float
+    uv: float
+    pip: float | None
+    target: str
+    met: bool
+
+
+def _time(cmd: Sequence[str], env: dict[str, str], runs: int, prepare: Callable[[], None] | None = None) -> float:
+    samples = []
+    for _ in range(runs):
+        if prepare is not None:
+            prepare()
+        start = time.perf_counter()
+        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="torchup-bench-"))
+    server = IndexServer.start()
+    try:
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp / "home"),
+            "PYENV_ROOT": str(PYENV),
+            "PIP_CONFIG_FILE": os.devnull,  # no user pip config for any tool
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "TORCHUP_CACHE_DIR": str(tmp / "torchup-cache"),
+            "UV_CACHE_DIR": str(tmp / "uv-cache"),
+            "UV_NO_CONFIG": "1",
+            "UV_PYTHON_DOWNLOADS": "never",
+        }
+        torchup = [str(BIN / "torchup")]
+        uv = str(BIN / "uv")
+        py311, py310 = _python("3.11"), _python("3.10")
+        tidx, pidx = server.torch_url, server.pypi_url
+        cases = [
+            ("plan torch (3.11, cpu)", py311, ["torch"], "< 0.3 s and faster than uv"),
+            ("plan torch==2.5.1 torchvision (3.10, cpu)", py310, ["torch==2.5.1", "torchvision"], "< 0.3 s and faster than uv"),
+            ("explain torch==1.10.0 on 3.10 (cpu)", py310, ["torch==1.10.0"], "< 0.3 s and faster than uv"),
+        ]
+        rows: list[Row] = []
+        for name, py, reqs, target in cases:
+            t_cmd = [*torchup, "plan", *reqs, "--python", py, "--backend", "cpu",
+                     "--torch-index-url", tidx, "--index-url", pidx]
+            index = ["--index-url", f"{tidx}/cpu", "--extra-index-url", pidx]
+            u_cmd = [uv, "pip", "install", "--dry-run", "--no-deps", "--python", py, *index, *reqs]
+            p_cmd = [py, "-m", "pip", "install", "--dry-run", "--no-deps", "--no-cache-dir",
+                     "--ignore-installed", *index, *reqs]
+            for cmd in (t_cmd, u_cmd):  # warm every cache once
+                subprocess.run(cmd, env=env, capture_output=True, check=False)
+            t = _time(t_cmd, env, args.runs)
+            u = _time(u_cmd, env, args.runs)
+            p = _time(p_cmd, env, max(3, args.runs // 2))
+            rows.append(Row(name, t, u, p, target, t < 0.3 and t < u))
+
+        cold_dir = tmp / "torchup-cold"
+
+        def wipe() -> None:
+            shutil.rmtree(cold_dir, ignore_errors=True)
+            shutil.rmtree(tmp / "uv-cold", ignore_errors=True)
+
+        cold_env = {**env, "TORCHUP_CACHE_DIR": str(cold_dir), "UV_CACHE_DIR": str(tmp / "uv-cold")}
+        t = _time([*torchup, "pythons"], cold_env, 3, prepare=wipe)
+        u = _time([uv, "python", "list", "--only-installed"], cold_env, 3, prepare=wipe)
+        rows.append(Row("pythons (cold cache)", t, u, None, "informational", True))
+        subprocess.run([*torchup, "pythons"], env=env, capture_output=True, check=False)
+        t = _time([*torchup, "pythons"], env, args.runs)
+        u = _time([uv, "python", "list", "--only-installed"], env, args.runs)
+        rows.append(Row("pythons (warm cache)", t, u, None, "< 0.3 s", t < 0.3))
+    finally:
+        server.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    report = _report(rows, args.runs)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report, encoding="utf-8")
+    print(report)
+    return 0 if all(r.met for r in rows) else 1
+
+
+def _report(rows: Sequence[Row], runs: int) -> str:
+    uv_version = subprocess.run([str(BIN / "uv"), "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
+        f"torchup run by Python {platform.python_version()}; {uv_version}; "
+        "pip is each target's own.",
+        f"Wall-clock medians of {runs} runs of the whole command (pip: fewer), warm caches "
+        "unless marked cold; all tools read the same local index server "
+        "(`bench/bench.py`, regenerate with `.venv/bin/python bench/bench.py`).",
+        "Ratios below 1.0 mean torchup is faster.",
+        "",
+        "| scenario | torchup | uv | pip | torchup/uv | torchup/pip | target | met |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for r in rows:
+        pip = f"{r.pip:.3f} s" if r.pip is not None else "n/a"
+        rp = f"{r.torchup / r.pip:.2f}" if r.pip else "n/a"
+        lines.append(
+            f"| {r.name} | {r.torchup:.3f} s | {r.uv:.3f} s | {pip} | {r.torchup / r.uv:.2f} | "
+            f"{rp} | {r.target} | {'yes' if r.met else 'NO'} |"
+        )
+    lines += [
+        "",
+        "For `pythons` the comparison is `uv python list --only-installed` (uv finds fewer "
+        "Pythons: it does not probe each one's wheel tags).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,339 @@
+"""``torchup plan`` end to end: real interpreters, a real local index server, real pages.
+
+PyPI pages are captured from PyPI (tests/data/pypi); the PyTorch index is generated in
+its real layout from real file names (tests/data/torchindex.json.gz). Each test reads
+them over HTTP on 127.0.0.1 through the same code a user runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from indexserver import IndexServer
+
+import torchup
+from torchup.api import plan
+from torchup.errors import InterpreterError, PythonNotFoundError, UsageError
+
+PYENV = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+
+
+def pyenv(version: str) -> str:
+    found = sorted((PYENV / "versions").glob(f"{version}.*/bin/python"))
+    if not found:
+        pytest.skip(f"needs CPython {version} from pyenv")
+    return str(found[-1])
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """An environment with no user pip config and a private torchup cache."""
+    home = tmp_path_factory.mktemp("home")
+    yield {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "PYENV_ROOT": str(PYENV),
+        "PIP_CONFIG_FILE": os.devnull,
+        "TORCHUP_CACHE_DIR": str(home / "cache"),
+    }
+
+
+def run_plan(server: IndexServer, env: dict[str, str], *reqs: str, **kw: object) -> torchup.Plan:
+    kw.setdefault("torch_index_url", server.torch_url)
+    kw.setdefault("index_url", server.pypi_url)
+    return plan(list(reqs), env=env, **kw)  # type: ignore[arg-type]
+
+
+def pins(result: torchup.Plan) -> list[str]:
+    return [p.pin for p in result.packages]
+
+
+@pytest.mark.parametrize(
+    ("python", "expected"),
+    [
+        ("2.7", "torch==1.4.0"),
+        ("3.6", "torch==1.10.2"),
+        ("3.7", "torch==1.13.1"),
+        ("3.8", "torch==2.4.1"),
+        ("3.9", "torch==2.8.0"),
+        ("3.10", "torch==2.14.1"),
+        ("3.11", "torch==2.15.0"),
+        ("3.13", "torch==2.15.0"),
+    ],
+)
+def test_newest_torch_pip_would_get_per_interpreter(
+    index_server: IndexServer, env: dict[str, str], python: str, expected: str
+) -> None:
+    result = run_plan(index_server, env, "torch", python=pyenv(python), backend="pypi")
+    assert result.ok, result.problems
+    assert pins(result) == [expected]
+    (pkg,) = result.packages
+    assert pkg.index == f"{index_server.pypi_url}/torch/"
+    assert pkg.sha256 and len(pkg.sha256) == 64
+    assert result.commands == ((pyenv(python), "-m", "pip", "install", expected),)
+
+
+def test_cpu_backend_reads_the_variant_directory(
+    index_server: IndexServer, env: dict[str, str]
+) -> None:
+    result = run_plan(index_server, env, "torch", python=pyenv("3.10"), backend="cpu")
+    assert result.ok
+    (pkg,) = result.packages
+    assert (pkg.version, pkg.local, pkg.variant) == ("2.13.0+cpu", "cpu", "cpu")
+    assert pkg.index == f"{index_server.torch_url}/cpu/torch/"
+    assert result.commands[0][-4:] == (
+        "--index-url",
+        f"{index_server.torch_url}/cpu",
+        "--extra-index-url",
+        index_server.pypi_url,
+    )
+
+
+def test_torch_2_5_1_with_torchvision_on_3_10_pairs_0_20_1_by_metadata(
+    index_server: IndexServer, env: dict[str, str]
+) -> None:
+    for backend, version in (("cpu", "0.20.1+cpu"), ("pypi", "0.20.1")):
+        result = run_plan(
+            index_server, env, "torch==2.5.1", "torchvision", python=pyenv("3.10"), backend=backend
+        )
+        assert result.ok, result.problems
+        torch, vision = result.packages
+        assert vision.version == version
+        assert vision.variant == torch.variant
+        assert vision.paired_by == "metadata (Requires-Dist: torch==2.5.1)"
+
+
+def test_companion_metadata_never_downloads_a_whole_wheel(
+    index_server: IndexServer, tmp_path: Path, env: dict[str, str]
+) -> None:
+    fresh = {**env, "TORCHUP_CACHE_DIR": str(tmp_path / "cache")}
+    index_server.reset_log()
+    result = run_plan(
+        index_server, fresh, "torch==2.5.1", "torchaudio", python=pyenv("3.10"), backend="pypi"
+    )
+    assert result.ok
+    wheel_gets = [r for r in index_server.requests if r.path.endswith(".whl")]
+    assert wheel_gets, "metadata should have come from the wheel by range requests"
+    assert all(r.range for r in wheel_gets), [r.path for r in wheel_gets if not r.range]
+
+
+def test_torch_1_10_0_on_3_10_explains_and_names_what_would_work(
+    index_server: IndexServer, env: dict[str, str]
+) -> None:
+    result = run_plan(index_server, env, "torch==1.10.0", python=pyenv("3.10"), backend="pypi")
+    assert not result.ok
+    (problem,) = result.problems
+    assert "1.10.0 has cp36-cp39 wheels only" in problem.message
+    assert problem.rejected
+    assert all("not this Python 3.10" in r.reason for r in problem.rejected)
+    assert result.alternative_versions[0] == "torch==1.11.0"
+    versions = {a.version.rsplit(".", 1)[0] for a in result.alternative_pythons}
+    assert {"3.6", "3.7", "3.8", "3.9"} <= versions
+    assert not versions & {"3.10", "3.11", "3.12", "3.13", "2.7"}
+    alt = next(a for a in result.alternative_pythons if a.version.startswith("3.9."))
+    assert alt.command == (alt.executable, "-m", "pip", "install", "torch==1.10.0")
+
+
+def test_torch_2_15_0_on_3_10_needs_3_11(index_server: IndexServer, env: dict[str, str]) -> None:
+    result = run_plan(index_server, env, "torch==2.15.0", python=pyenv("3.10"), backend="pypi")
+    assert not result.ok
+    (problem,) = result.problems
+    assert {r.reason for r in problem.rejected} == {
+        "Requires-Python >=3.11 excludes Python 3.10.13"
+    }
+    assert result.alternative_versions[0] == "torch==2.14.1"
+    versions = {a.version.rsplit(".", 1)[0] for a in result.alternative_pythons}
+    assert {"3.11", "3.12", "3.13"} <= versions
+    assert "3.10" not in versions
+
+
+def test_cpu_torch_is_never_paired_with_a_plain_torchvision(
+    index_server: IndexServer, tmp_path: Path, env: dict[str, str]
+) -> None:
+    # pip's view on this machine: the +cpu torch from a find-links folder sorts above
+    # PyPI's plain build, and PyPI's torchvision is not a cpu build.
+    links = tmp_path / "links"
+    links.mkdir()
+    name = "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
+    (links / name).write_bytes(index_server.wheel(name, "cpu"))
+    result = run_plan(
+        index_server,
+        env,
+        "torch==2.13.0",
+        "torchvision",
+        python=pyenv("3.11"),
+        backend="pypi",
+        find_links=[str(links)],
+    )
+    assert not result.ok
+    assert result.packages[0].version == "2.13.0+cpu"
+    (problem,) = result.problems
+    assert problem.requirement.name == "torchvision"
+    assert any("but torch is 2.13.0+cpu" in r.reason for r in problem.rejected)
+
+
+def test_auto_falls_back_to_pip_sources_when_the_pytorch_index_is_down(
+    index_server: IndexServer, env: dict[str, str]
+) -> None:
+    dead = "http://127.0.0.1:9/whl"  # discard port: connection refused
+    result = run_plan(index_server, env, "torch", python=pyenv("3.11"), torch_index_url=dead)
+    assert result.ok
+    assert result.backend.name == "pypi"
+    assert "auto, PyTorch index unreachable" in result.backend.source
+    assert any("could not be read" in w and "refused" in w for w in result.warnings)
+
+
+def test_offline_plans_from_the_cache_and_says_how_old(
+    index_server: IndexServer, tmp_path: Path, env: dict[str, str]
+) -> None:
+    fresh = {**env, "TORCHUP_CACHE_DIR": str(tmp_path / "cache")}
+    online = run_plan(index_server, fresh, "torch==2.5.1", "torchvision", python=pyenv("3.10"), backend="cpu")
+    index_server.reset_log()
+    offline = run_plan(
+        index_server, fresh, "torch==2.5.1", "torchvision", python=pyenv("3.10"),
+        backend="cpu", offline=True,
+    )
+    assert index_server.requests == []
+    assert pins(offline) == pins(online)
+    assert any(w.startswith("offline: planned from cached pages") for w in offline.warnings)
+
+
+def test_unknown_python_and_bad_requirement_are_usage_errors(
+    index_server: IndexServer, env: dict[str, str]
+) -> None:
+    with pytest.raises(PythonNotFoundError) as err:
+        run_plan(index_server, env, "torch", python="3.99")
+    assert "3.10.13" in str(err.value)
+    with pytest.raises(UsageError, match="invalid requirement 'torch>=>2'"):
+        run_plan(index_server, env, "torch>=>2", python=pyenv("3.11"))
+
+
+def test_broken_interpreter_is_a_clear_failure(
+    index_server: IndexServer, tmp_path: Path, env: dict[str, str]
+) -> None:
+    broken = tmp_path / "python3"
+    broken.write_text("#!/bin/sh\necho 'boom' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    with pytest.raises(InterpreterError):
+        run_plan(index_server, env, "torch", python=str(broken))
+
+
+# -- the CLI: exit codes, one JSON document, no tracebacks --------------------------------
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "torchup", *args], env=env, capture_output=True, text=True, check=False
+    )
+
+
+PLAN_KEYS = {
+    "schema", "ok", "requirements", "python", "backend", "sources", "packages", "commands",
+    "problems", "alternatives", "warnings",
+}
+
+
+def test_plan_json_schema_is_pinned(index_server: IndexServer, env: dict[str, str]) -> None:
+    proc = cli(
+        env, "plan", "torch==2.5.1", "torchvision", "--python", pyenv("3.10"), "--backend", "cpu",
+        "--torch-index-url", index_server.torch_url, "--index-url", index_server.pypi_url, "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert set(doc) == PLAN_KEYS
+    assert doc["schema"] == 1
+    assert doc["ok"] is True
+    assert {"executable", "version", "implementation"} <= set(doc["python"])
+    assert {"name", "source"} <= set(doc["backend"])
+    for pkg in doc["packages"]:
+        assert {"name", "version", "local", "filename", "url", "sha256", "index"} <= set(pkg)
+    assert doc["packages"][1]["version"] == "0.20.1+cpu"
+    assert doc["commands"][0][:4] == [pyenv("3.10"), "-m", "pip", "install"]
+    assert set(doc["alternatives"]) == {"versions", "pythons"}
+
+
+def test_plan_json_failure_document(index_server: IndexServer, env: dict[str, str]) -> None:
+    proc = cli(
+        env, "plan", "torch==1.10.0", "--python", pyenv("3.10"), "--backend", "pypi",
+        "--index-url", index_server.pypi_url, "--json",
+    )
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] is False
+    (problem,) = doc["problems"]
+    assert set(problem) == {"requirement", "message", "rejected"}
+    assert {"filename", "reason"} == set(problem["rejected"][0])
+    assert doc["alternatives"]["versions"][0] == "torch==1.11.0"
+    alt = doc["alternatives"]["pythons"][0]
+    assert {"executable", "version", "command"} <= set(alt)
+
+
+def test_pythons_json_schema_is_pinned(env: dict[str, str]) -> None:
+    proc = cli(env, "pythons", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["schema"] == 1
+    keys = {"executable", "version", "implementation", "free_threaded", "kind", "source", "tags", "error"}
+    assert all(keys <= set(p) for p in doc["pythons"])
+    versions = {p["version"] for p in doc["pythons"]}
+    assert {"2.7.18", "3.6.15", "3.10.13", "3.13.0"} <= versions
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["plan", "torch>=>2"], 2, "invalid requirement"),
+        (["plan", "torch", "--python", "3.99"], 2, "no Python matches --python '3.99'"),
+        (["plan", "torch", "--backend", "cuda"], 2, "unknown backend 'cuda'"),
+        (["plan", "torch", "--bogus"], 2, "unrecognized arguments"),
+    ],
+)
+def test_cli_bad_input_exits_cleanly(
+    env: dict[str, str], args: list[str], code: int, needle: str
+) -> None:
+    proc = cli(env, *args)
+    assert proc.returncode == code
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_cli_unreachable_sources_fail_in_bounded_time(env: dict[str, str]) -> None:
+    proc = cli(
+        env, "plan", "torch", "--python", pyenv("3.11"), "--backend", "cpu",
+        "--torch-index-url", "http://127.0.0.1:9/whl", "--index-url", "http://127.0.0.1:9/simple",
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "refused" in proc.stdout + proc.stderr
+
+
+def test_cli_refuses_plain_http_to_other_hosts(env: dict[str, str]) -> None:
+    proc = cli(
+        env, "plan", "torch", "--python", pyenv("3.11"), "--backend", "pypi",
+        "--index-url", "http://user:hunter2@example.invalid/simple",
+    )
+    assert proc.returncode == 1
+    out = proc.stdout + proc.stderr
+    assert "hunter2" not in out
+    assert "Traceback" not in out
+
+
+@pytest.mark.network
+def test_live_pypi_plan_for_torch_2_5_1_and_torchvision(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "PYENV_ROOT": str(PYENV),
+        "PIP_CONFIG_FILE": os.devnull,
+        "TORCHUP_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    result = plan(["torch==2.5.1", "torchvision"], python=pyenv("3.10"), backend="pypi", env=env)
+    assert result.ok
+    assert pins(result) == ["torch==2.5.1", "torchvision==0.20.1"]
