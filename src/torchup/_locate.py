@@ -42,10 +42,16 @@ _EXE_NAME = re.compile(
 
 
 class Candidate(NamedTuple):
-    """An executable that may be a Python, and the source that found it."""
+    """An executable that may be a Python, and the source that found it.
+
+    ``real`` is ``path`` resolved and normcased when :func:`candidates` has already
+    computed it (so :func:`~torchup.interpreters.discover` need not resolve it again),
+    else empty.
+    """
 
     path: Path
     source: str
+    real: str = ""
 
 
 def candidates(env: Mapping[str, str], cwd: Path) -> list[Candidate]:
@@ -70,13 +76,11 @@ def candidates(env: Mapping[str, str], cwd: Path) -> list[Candidate]:
     for source in sources:
         for cand in source:
             venv = cand.path.parent.parent
-            key = (
-                os.path.normcase(os.path.realpath(cand.path)),
-                str(venv) if (venv / "pyvenv.cfg").is_file() else None,
-            )
+            real = os.path.normcase(os.path.realpath(cand.path))
+            key = (real, str(venv) if (venv / "pyvenv.cfg").is_file() else None)
             if key not in seen:
                 seen.add(key)
-                out.append(cand)
+                out.append(cand._replace(real=real))
     return out
 
 
@@ -134,13 +138,26 @@ def _path_dirs(env: Mapping[str, str]) -> list[Path]:
 
 
 def _on_path(env: Mapping[str, str]) -> Iterator[Candidate]:
+    listed: set[tuple[int, int, str | None]] = set()
     for directory in _path_dirs(env):
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            # A directory on PATH twice, or under two names (/bin -> /usr/bin on a
+            # merged-/usr system), only repeats candidates that candidates() drops, so
+            # it is listed once; the venv part mirrors candidates()' key.
+            st = os.stat(directory)
+            venv = directory.parent
+            seen = (st.st_dev, st.st_ino, str(venv) if (venv / "pyvenv.cfg").is_file() else None)
+            if seen in listed:
+                continue
+            listed.add(seen)
+            with os.scandir(directory) as it:
+                # Match before sorting: /usr/bin has a thousand names, a handful of Pythons.
+                entries = [e for e in it if _EXE_NAME.fullmatch(e.name)]
         except OSError:
             continue
+        entries.sort(key=lambda e: e.name)
         for entry in entries:
-            if _EXE_NAME.fullmatch(entry.name) and entry.is_file():
+            if entry.is_file():
                 yield Candidate(Path(entry.path), "PATH")
 
 

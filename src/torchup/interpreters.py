@@ -1,9 +1,10 @@
 """Find every Python on the machine and learn each one's exact wheel tags.
 
 Each interpreter is queried once, by running ``torchup._probe`` inside it (stdlib
-only, parses on 2.7 and 3.6+), and the facts are cached per executable path + stat +
-probe hash in ``cache_dir()/interpreters/``, so a warm :func:`discover` starts no
-subprocess. Wheel tags are then computed here, in torchup, by :mod:`torchup.tags`.
+only, parses on 2.7 and 3.6+), and its wheel tags are computed here, in torchup, by
+:mod:`torchup.tags`. Facts and tags are cached per executable path + stat + probe
+hash in ``cache_dir()/interpreters/`` (the tags also per ``packaging`` version and
+``tags.py`` hash), so a warm :func:`discover` starts no subprocess and computes no tags.
 
 Where interpreters are looked for, in order (the first source that finds an
 interpreter is the one recorded):
@@ -30,11 +31,13 @@ import logging
 import os
 import re
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+from packaging import __version__ as _packaging_version
 
 from ._locate import (
     Candidate,
@@ -129,7 +132,8 @@ _RANK = {
     "--python": 9,
 }
 _NEWEST_FIRST = frozenset({"pyenv", "uv", "registry", "py launcher"})
-_CACHE_FORMAT = 1
+# 2: entries also hold the computed tags and the "tagger" key they were computed under.
+_CACHE_FORMAT = 2
 
 
 # --- public API -------------------------------------------------------------------
@@ -146,12 +150,15 @@ def discover(
     """
     env = os.environ if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
-    found = _probe_all(candidates(env, cwd), env=env, timeout=timeout)
+    cands = candidates(env, cwd)
+    found = _probe_all(cands, env=env, timeout=timeout)
     seen: set[tuple[str, str | None]] = set()
     unique: list[tuple[int, Interpreter]] = []
-    for index, interp in enumerate(found):
+    for index, (cand, interp) in enumerate(zip(cands, found, strict=True)):
+        # candidates() resolved the path already (a shim's target it could not know).
+        real = cand.real if interp.executable == str(cand.path) else ""
         # normcase: Windows paths differ in case only and are still the same file.
-        real = os.path.normcase(os.path.realpath(interp.executable))
+        real = real or os.path.normcase(os.path.realpath(interp.executable))
         key = (real, os.path.normcase(interp.prefix) or None)
         if key not in seen:
             seen.add(key)
@@ -188,6 +195,7 @@ def select(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 10.0,
+    found: Sequence[Interpreter] | None = None,
 ) -> Interpreter:
     """Resolve ``--python SPEC`` to one working interpreter.
 
@@ -201,6 +209,9 @@ def select(
     GIL build is preferred and a free-threaded one used only when nothing else
     matches; with ``t`` only free-threaded builds match.
 
+    ``found`` is a :func:`discover` result (for the same ``env`` and ``cwd``) to use
+    instead of discovering again, for a caller that needs that list anyway.
+
     Raises :class:`PythonNotFoundError` (listing what was found) when nothing
     matches, and :class:`InterpreterError` when SPEC names an existing path that is
     not a working Python.
@@ -210,7 +221,8 @@ def select(
     text = spec.strip()
     version = _VERSION_SPEC.fullmatch(text)
     if version:
-        found = discover(env=env, cwd=cwd, timeout=timeout)
+        if found is None:
+            found = discover(env=env, cwd=cwd, timeout=timeout)
         best = _best_version_match(found, version)
         if best is None:
             raise PythonNotFoundError(spec, [describe(i) for i in found])
@@ -223,18 +235,27 @@ def select(
         for prefix, name in conda_prefixes(env):
             if name == text and (exe := python_in(prefix)):
                 return _working(probe(exe, source="conda", env=env, timeout=timeout), spec)
-    found = discover(env=env, cwd=cwd, timeout=timeout)
+    if found is None:
+        found = discover(env=env, cwd=cwd, timeout=timeout)
     raise PythonNotFoundError(spec, [describe(i) for i in found])
 
 
 def default_interpreter(
-    *, env: Mapping[str, str] | None = None, cwd: Path | None = None, timeout: float = 10.0
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 10.0,
+    found: Sequence[Interpreter] | None = None,
 ) -> Interpreter:
     """The Python torchup acts on when no ``--python`` is given; ``source`` says why.
 
     In order: the active ``VIRTUAL_ENV``, the active ``CONDA_PREFIX``, the nearest
     ``.venv`` in ``cwd`` or its parents, then the first ``python3`` (else ``python``)
     on ``PATH``; a pyenv shim is resolved to the interpreter it would run.
+
+    ``found`` is a :func:`discover` result (for the same ``env`` and ``cwd``): the
+    chosen interpreter is taken from it when it is there (same executable and
+    source), else probed as usual.
 
     Raises :class:`InterpreterError` when none exists or the chosen one is broken.
     """
@@ -249,7 +270,10 @@ def default_interpreter(
             "and no python3 or python on PATH",
             hint="pass --python with a version or path; `torchup pythons` lists what exists",
         )
-    interp = _probe_all([chosen], env=env, timeout=timeout)[0]
+    known = (
+        i for i in found or () if i.executable == str(chosen.path) and i.source == chosen.source
+    )
+    interp = next(known, None) or _probe_all([chosen], env=env, timeout=timeout)[0]
     if interp.error:
         raise InterpreterError(
             f"the Python from {interp.source} ({interp.executable}) does not work: {interp.error}",
@@ -305,7 +329,9 @@ _VERSION_SPEC = re.compile(
 )
 
 
-def _best_version_match(found: list[Interpreter], match: re.Match[str]) -> Interpreter | None:
+def _best_version_match(
+    found: Sequence[Interpreter], match: re.Match[str]
+) -> Interpreter | None:
     want = version_tuple(match["ver"])
     impl = (match["impl"] or "").lower()
     want_impl = {"cpython": "cpython", "pypy": "pypy"}.get(impl)

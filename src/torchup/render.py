@@ -65,7 +65,7 @@ def render_plan(plan: Plan) -> str:
     if plan.ok:
         out += ["", "install with:"] + [f"  {shlex.join(c)}" for c in plan.commands]
     else:
-        out += ["", "nothing fits:"]
+        out += ["nothing fits:"] if not plan.packages else ["", "nothing fits:"]
         for problem in plan.problems:
             out += _problem_lines(problem)
         if plan.alternative_versions:
