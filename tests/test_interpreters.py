@@ -9,6 +9,7 @@ trees standing in for HOME, PYENV_ROOT and uv's install dir.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform
 import shutil
@@ -586,6 +587,99 @@ def test_cache_hit_miss_and_corruption(tmp_path: Path) -> None:
     assert len(log.read_text().splitlines()) == 3  # corrupt entry: re-probed and rewritten
     assert probe(exe, env=env) == first
     assert len(log.read_text().splitlines()) == 3
+
+
+def test_warm_discover_loads_the_tags_it_cached(
+    machine: list[Interpreter], cache: Path, neutral_cwd: Path
+) -> None:
+    """Each entry holds the tags computed from its facts; a warm discover returns them."""
+    entries = [json.loads(f.read_text()) for f in (cache / "interpreters").glob("*.json")]
+    cached = {e["executable"]: e for e in entries}
+    working = [i for i in machine if not i.error]
+    assert working
+    for interp in working:
+        entry = cached[interp.executable]
+        assert entry["tagger"] == interpreters._tagger()
+        assert packaging.__version__ in entry["tagger"]
+        fresh = [str(t) for t in compute_tags(parse_facts(entry["facts"]))]
+        assert entry["tags"] == fresh == list(interp.tags)
+    assert discover(env=machine_env(cache), cwd=neutral_cwd) == machine
+
+
+def test_cached_tags_are_used_as_stored_and_recomputed_only_for_another_tagger(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "runs.log"
+    exe = script(tmp_path / "py" / "python", f'echo run >> "{log}"\nexec "{sys.executable}" "$@"')
+    env = bare_env(tmp_path)
+    first = probe(exe, env=env)
+    assert list(first.tags) == [str(t) for t in sys_tags()]
+    (file,) = (tmp_path / "cache" / "interpreters").glob("*.json")
+    entry = json.loads(file.read_text())
+
+    # Tags no computation would give: only loading them from the entry returns them.
+    planted = ["cp99-cp99-planted_by_the_test", "py3-none-any"]
+    file.write_text(json.dumps({**entry, "tags": planted}))
+    assert probe(exe, env=env).tags == tuple(planted)
+    (found,) = discover(env=bare_env(tmp_path, path=str(exe.parent)), cwd=tmp_path)
+    assert found.tags == tuple(planted)
+
+    # Computed under another packaging or tags.py: recomputed from the cached facts
+    # (no new probe run) and the entry rewritten.
+    file.write_text(json.dumps({**entry, "tags": planted, "tagger": "packaging 0.1"}))
+    assert probe(exe, env=env) == first
+    assert json.loads(file.read_text())["tagger"] == interpreters._tagger()
+    assert json.loads(file.read_text())["tags"] == list(first.tags)
+    assert log.read_text().splitlines() == ["run"]
+
+    # Malformed tags make the entry corrupt: re-probed and rewritten.
+    for bad in ([1, 2], "cp311-cp311-linux_x86_64", None):
+        file.write_text(json.dumps({**entry, "tags": bad}))
+        assert probe(exe, env=env) == first
+        assert json.loads(file.read_text())["tags"] == list(first.tags)
+    assert len(log.read_text().splitlines()) == 4
+
+
+def test_path_directories_listed_twice_or_linked_are_one_source(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    script(bin_dir / "python3", f'exec "{sys.executable}" "$@"')
+    (tmp_path / "alias").symlink_to(bin_dir)
+    path = os.pathsep.join([str(bin_dir), str(tmp_path / "alias"), str(bin_dir)])
+    found = discover(env=bare_env(tmp_path, path=path), cwd=tmp_path)
+    assert [(i.executable, i.source) for i in found] == [(str(bin_dir / "python3"), "PATH")]
+
+
+@needs("3.11.7", "3.12.1")
+def test_select_uses_the_interpreters_it_is_given(
+    machine: list[Interpreter], cache: Path, neutral_cwd: Path, tmp_path: Path
+) -> None:
+    (py311,) = [i for i in machine if i.source == "pyenv" and i.version == "3.11.7"]
+    assert any(i.version == "3.12.1" for i in machine)  # discoverable, but not passed
+    env = machine_env(cache)
+    assert select("3.11", env=env, cwd=neutral_cwd, found=[py311]) is py311
+    with pytest.raises(PythonNotFoundError) as missing:
+        select("3.12", env=env, cwd=neutral_cwd, found=[py311])
+    assert missing.value.found == [describe(py311)]
+    with pytest.raises(PythonNotFoundError) as nonsense:
+        select("nonsense", env=env, cwd=neutral_cwd, found=[py311])
+    assert nonsense.value.found == [describe(py311)]
+    # Where discover() would find nothing at all, the given list is still what counts.
+    assert select("3.11", env=bare_env(tmp_path), cwd=tmp_path, found=[py311]) is py311
+
+
+@needs("3.10.13")
+def test_default_interpreter_takes_its_choice_from_the_given_list(
+    venv310: Path, cache: Path, neutral_cwd: Path, audit_spawns: list[str]
+) -> None:
+    env = machine_env(cache, VIRTUAL_ENV=str(venv310))
+    found = discover(env=env, cwd=neutral_cwd)
+    chosen = default_interpreter(env=env, cwd=neutral_cwd, found=found)
+    assert chosen is found[0]
+    assert chosen.source == "VIRTUAL_ENV"
+    # Not in the list (or no list): probed as before, with the same answer.
+    assert default_interpreter(env=env, cwd=neutral_cwd, found=found[1:]) == chosen
+    assert default_interpreter(env=env, cwd=neutral_cwd) == chosen
+    assert audit_spawns == []
 
 
 # --- conda, pyenv and uv layouts --------------------------------------------------

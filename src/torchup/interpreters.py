@@ -329,9 +329,7 @@ _VERSION_SPEC = re.compile(
 )
 
 
-def _best_version_match(
-    found: Sequence[Interpreter], match: re.Match[str]
-) -> Interpreter | None:
+def _best_version_match(found: Sequence[Interpreter], match: re.Match[str]) -> Interpreter | None:
     want = version_tuple(match["ver"])
     impl = (match["impl"] or "").lower()
     want_impl = {"cpython": "cpython", "pypy": "pypy"}.get(impl)
@@ -382,11 +380,27 @@ def _working(interp: Interpreter, spec: str) -> Interpreter:
 # --- probing and the cache --------------------------------------------------------
 
 
+class _Probed(NamedTuple):
+    """A working interpreter's probed facts and its wheel tags (``str(Tag)``, in order)."""
+
+    facts: ProbeFacts
+    tags: tuple[str, ...]
+
+
 @lru_cache(maxsize=1)
 def _probe_source() -> tuple[str, str]:
     """The probe script's text and its hash (part of every cache key)."""
     text = Path(__file__).with_name("_probe.py").read_text(encoding="utf-8")
     return text, _checksum(text.encode())
+
+
+@lru_cache(maxsize=1)
+def _tagger() -> str:
+    """What cached tags were computed with (part of their cache key): the installed
+    ``packaging``, whose tag order changes between releases (``tags._LINUX_FIRST``),
+    and the hash of ``tags.py``."""
+    code = Path(__file__).with_name("tags.py").read_bytes()
+    return f"packaging {_packaging_version}, tags.py {_checksum(code)}"
 
 
 def _checksum(data: bytes) -> str:
@@ -400,6 +414,10 @@ def _tag_set(tags: tuple[str, ...]) -> frozenset[Tag]:
     return frozenset(parse_tags(tags))
 
 
+def _tag_strings(facts: ProbeFacts) -> tuple[str, ...]:
+    return tuple(str(tag) for tag in compute_tags(facts))
+
+
 def _stat_key(path: Path) -> list[int] | None:
     try:
         st, lst = path.stat(), path.lstat()
@@ -408,21 +426,34 @@ def _stat_key(path: Path) -> list[int] | None:
     return [st.st_mtime_ns, st.st_size, st.st_ino, lst.st_mtime_ns]
 
 
-def _cache_file(env: Mapping[str, str], exe: str) -> Path:
-    name = _checksum(exe.encode("utf-8", "surrogateescape"))
-    return cache_dir(env) / "interpreters" / f"{name}.json"
+def _cache_file(directory: Path, exe: str) -> Path:
+    return directory / f"{_checksum(exe.encode('utf-8', 'surrogateescape'))}.json"
 
 
-def _cache_load(file: Path, exe: str, stat: list[int]) -> ProbeFacts | None:
+def _cache_load(
+    file: Path, exe: str, stat: list[int]
+) -> tuple[dict[str, Any], ProbeFacts, tuple[str, ...] | None] | None:
+    """The cached (raw facts, facts, tags) of ``exe`` as of ``stat``, or None on a miss
+    or a corrupt entry. ``tags`` is None when they were computed under another
+    :func:`_tagger`: the facts still hold, the tags are to be computed again."""
     try:
-        entry = json.loads(file.read_text(encoding="utf-8"))
+        entry = json.loads(file.read_bytes())
         if (
             entry["format"] == _CACHE_FORMAT
             and entry["executable"] == exe
             and entry["stat"] == stat
             and entry["probe"] == _probe_source()[1]
         ):
-            return parse_facts(entry["facts"])
+            raw = entry["facts"]
+            facts = parse_facts(raw)
+            if entry["tagger"] != _tagger():
+                return raw, facts, None
+            tags = entry["tags"]
+            # Only this module writes entries, atomically: checking the types catches
+            # a damaged entry; parsing each of ~900 tags would double the cost of a hit.
+            if not (isinstance(tags, list) and set(map(type, tags)) == {str}):
+                raise ValueError(f"malformed tags {str(tags)[:40]!r}")
+            return raw, facts, tuple(tags)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -430,9 +461,11 @@ def _cache_load(file: Path, exe: str, stat: list[int]) -> ProbeFacts | None:
     return None
 
 
-def _cache_store(file: Path, exe: str, stat: list[int], raw: Mapping[str, Any]) -> None:
+def _cache_store(
+    file: Path, exe: str, stat: list[int], raw: Mapping[str, Any], tags: tuple[str, ...]
+) -> None:
     entry = {"format": _CACHE_FORMAT, "executable": exe, "stat": stat}
-    entry.update(probe=_probe_source()[1], facts=raw)
+    entry.update(probe=_probe_source()[1], tagger=_tagger(), facts=raw, tags=tags)
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = file.with_suffix(f".{os.getpid()}.{id(raw)}.tmp")
@@ -474,18 +507,24 @@ def _run_probe(exe: str, env: Mapping[str, str], timeout: float) -> dict[str, An
     return raw
 
 
-def _facts_for(
-    cand: Candidate, env: Mapping[str, str], timeout: float, *, cached_only: bool
-) -> ProbeFacts | str | None:
-    """Facts for one candidate, or an error string; None when cached_only misses."""
+def _probe_one(
+    cand: Candidate, env: Mapping[str, str], timeout: float, cache: Path, *, cached_only: bool
+) -> _Probed | str | None:
+    """Facts and tags for one candidate, or an error string; None when cached_only misses."""
     exe = str(cand.path)
     # A shim's target depends on where it runs, so its answer is never cached.
     stat = None if is_shim(cand.path) else _stat_key(cand.path)
-    file = _cache_file(env, exe)
+    file = _cache_file(cache, exe)
     if stat is not None:
         hit = _cache_load(file, exe, stat)
-        if hit is not None or cached_only:
-            return hit
+        if hit is not None:
+            raw, facts, tags = hit
+            if tags is None:  # computed by another packaging or tags.py: the facts hold
+                tags = _tag_strings(facts)
+                _cache_store(file, exe, stat, raw, tags)
+            return _Probed(facts, tags)
+        if cached_only:
+            return None
     elif not cand.path.exists():
         return f"{exe!r} does not exist"
     elif cached_only:
@@ -497,65 +536,81 @@ def _facts_for(
         return exc.message
     except ValueError as exc:
         return f"printed an incomplete probe result: {exc}"
+    tags = _tag_strings(facts)
     if stat is not None:
-        _cache_store(file, exe, stat, raw)
-    return facts
+        _cache_store(file, exe, stat, raw, tags)
+    return _Probed(facts, tags)
 
 
 def _probe_all(
     candidates: list[Candidate], *, env: Mapping[str, str], timeout: float
 ) -> list[Interpreter]:
     """Probe every candidate: cache hits first, misses concurrently in threads."""
-    results: list[ProbeFacts | str | None] = [
-        _facts_for(c, env, timeout, cached_only=True) for c in candidates
+    if not candidates:
+        return []
+    cache = cache_dir(env) / "interpreters"
+    results: list[_Probed | str | None] = [
+        _probe_one(c, env, timeout, cache, cached_only=True) for c in candidates
     ]
     misses = [i for i, r in enumerate(results) if r is None]
     if len(misses) == 1:
-        results[misses[0]] = _facts_for(candidates[misses[0]], env, timeout, cached_only=False)
+        results[misses[0]] = _probe_one(
+            candidates[misses[0]], env, timeout, cache, cached_only=False
+        )
     elif misses:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(8, len(misses))) as pool:
             done = pool.map(
-                lambda i: _facts_for(candidates[i], env, timeout, cached_only=False), misses
+                lambda i: _probe_one(candidates[i], env, timeout, cache, cached_only=False),
+                misses,
             )
             for index, result in zip(misses, done, strict=True):
                 results[index] = result
-    return [_build(c, r, env) for c, r in zip(candidates, results, strict=True)]
+    roots = _managed_roots(env)
+    return [_build(c, r, roots) for c, r in zip(candidates, results, strict=True)]
 
 
-def _build(cand: Candidate, result: ProbeFacts | str | None, env: Mapping[str, str]) -> Interpreter:
-    if not isinstance(result, ProbeFacts):
+def _build(
+    cand: Candidate, result: _Probed | str | None, roots: Sequence[tuple[Kind, str]]
+) -> Interpreter:
+    if not isinstance(result, _Probed):
         return Interpreter(executable=str(cand.path), source=cand.source, error=result or "unknown")
-    executable = result.executable if is_shim(cand.path) and result.executable else str(cand.path)
+    facts = result.facts
+    executable = facts.executable if is_shim(cand.path) and facts.executable else str(cand.path)
     return Interpreter(
         executable=executable,
-        version=result.version,
-        implementation=result.implementation,
-        architecture=result.machine,
-        free_threaded=result.free_threaded,
-        kind=_kind(result, env),
+        version=facts.version,
+        implementation=facts.implementation,
+        architecture=facts.machine,
+        free_threaded=facts.free_threaded,
+        kind=_kind(facts, roots),
         source=cand.source,
-        prefix=result.prefix,
-        externally_managed=externally_managed(result),
-        tags=tuple(str(tag) for tag in compute_tags(result)),
-        markers=dict(result.markers),
+        prefix=facts.prefix,
+        externally_managed=externally_managed(facts),
+        tags=result.tags,
+        markers=dict(facts.markers),
     )
 
 
-def _kind(facts: ProbeFacts, env: Mapping[str, str]) -> Kind:
-    if os.path.isdir(os.path.join(facts.prefix, "conda-meta")):
-        return "conda"
-    if facts.in_venv:
-        return "venv"
-    base = os.path.realpath(facts.base_prefix)
+def _managed_roots(env: Mapping[str, str]) -> tuple[tuple[Kind, str], ...]:
+    """Where pyenv and uv keep their Pythons, resolved once per probe run for _kind."""
     pyenv = pyenv_root(env)
     roots: tuple[tuple[Kind, Path | None], ...] = (
         ("pyenv", pyenv / "versions" if pyenv else None),
         ("uv", uv_python_dir(env)),
     )
+    return tuple((kind, os.path.realpath(root)) for kind, root in roots if root is not None)
+
+
+def _kind(facts: ProbeFacts, roots: Sequence[tuple[Kind, str]]) -> Kind:
+    if os.path.isdir(os.path.join(facts.prefix, "conda-meta")):
+        return "conda"
+    if facts.in_venv:
+        return "venv"
+    base = os.path.realpath(facts.base_prefix)
     for kind, root in roots:
-        if root is not None and is_under(base, os.path.realpath(root)):
+        if is_under(base, root):
             return kind
     return "system"
 
