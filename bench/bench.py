@@ -52,13 +52,17 @@ class Row:
     met: bool
 
 
-def _time(cmd: Sequence[str], env: dict[str, str], runs: int, prepare: Callable[[], None] | None = None) -> float:
+def _time(
+    cmd: Sequence[str], env: dict[str, str], runs: int, prepare: Callable[[], None] | None = None
+) -> float:
     samples = []
     for _ in range(runs):
         if prepare is not None:
             prepare()
         start = time.perf_counter()
-        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        subprocess.run(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+        )
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
 
@@ -89,17 +93,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         tidx, pidx = server.torch_url, server.pypi_url
         cases = [
             ("plan torch (3.11, cpu)", py311, ["torch"], "< 0.3 s and faster than uv"),
-            ("plan torch==2.5.1 torchvision (3.10, cpu)", py310, ["torch==2.5.1", "torchvision"], "< 0.3 s and faster than uv"),
-            ("explain torch==1.10.0 on 3.10 (cpu)", py310, ["torch==1.10.0"], "< 0.3 s and faster than uv"),
+            (
+                "plan torch==2.5.1 torchvision (3.10, cpu)",
+                py310,
+                ["torch==2.5.1", "torchvision"],
+                "< 0.3 s and faster than uv",
+            ),
+            (
+                "explain torch==1.10.0 on 3.10 (cpu)",
+                py310,
+                ["torch==1.10.0"],
+                "< 0.3 s and faster than uv",
+            ),
         ]
         rows: list[Row] = []
         for name, py, reqs, target in cases:
-            t_cmd = [*torchup, "plan", *reqs, "--python", py, "--backend", "cpu",
-                     "--torch-index-url", tidx, "--index-url", pidx]
+            t_cmd = [
+                *torchup,
+                "plan",
+                *reqs,
+                "--python",
+                py,
+                "--backend",
+                "cpu",
+                "--torch-index-url",
+                tidx,
+                "--index-url",
+                pidx,
+            ]
             index = ["--index-url", f"{tidx}/cpu", "--extra-index-url", pidx]
             u_cmd = [uv, "pip", "install", "--dry-run", "--no-deps", "--python", py, *index, *reqs]
-            p_cmd = [py, "-m", "pip", "install", "--dry-run", "--no-deps", "--no-cache-dir",
-                     "--ignore-installed", *index, *reqs]
+            p_cmd = [
+                py,
+                "-m",
+                "pip",
+                "install",
+                "--dry-run",
+                "--no-deps",
+                "--no-cache-dir",
+                "--ignore-installed",
+                *index,
+                *reqs,
+            ]
             for cmd in (t_cmd, u_cmd):  # warm every cache once
                 subprocess.run(cmd, env=env, capture_output=True, check=False)
             t = _time(t_cmd, env, args.runs)
@@ -133,7 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report(rows: Sequence[Row], runs: int) -> str:
-    uv_version = subprocess.run([str(BIN / "uv"), "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    uv_version = subprocess.run(
+        [str(BIN / "uv"), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     lines = [
         "# Benchmarks",
         "",

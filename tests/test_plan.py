@@ -11,13 +11,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from indexserver import IndexServer
 
 import torchup
+from indexserver import IndexServer
 from torchup.api import plan
 from torchup.errors import InterpreterError, PythonNotFoundError, UsageError
 
@@ -32,10 +31,10 @@ def pyenv(version: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """An environment with no user pip config and a private torchup cache."""
     home = tmp_path_factory.mktemp("home")
-    yield {
+    return {
         "PATH": os.environ["PATH"],
         "HOME": str(home),
         "PYENV_ROOT": str(PYENV),
@@ -75,7 +74,8 @@ def test_newest_torch_pip_would_get_per_interpreter(
     assert pins(result) == [expected]
     (pkg,) = result.packages
     assert pkg.index == f"{index_server.pypi_url}/torch/"
-    assert pkg.sha256 and len(pkg.sha256) == 64
+    assert pkg.sha256
+    assert len(pkg.sha256) == 64
     assert result.commands == ((pyenv(python), "-m", "pip", "install", expected),)
 
 
@@ -193,11 +193,18 @@ def test_offline_plans_from_the_cache_and_says_how_old(
     index_server: IndexServer, tmp_path: Path, env: dict[str, str]
 ) -> None:
     fresh = {**env, "TORCHUP_CACHE_DIR": str(tmp_path / "cache")}
-    online = run_plan(index_server, fresh, "torch==2.5.1", "torchvision", python=pyenv("3.10"), backend="cpu")
+    online = run_plan(
+        index_server, fresh, "torch==2.5.1", "torchvision", python=pyenv("3.10"), backend="cpu"
+    )
     index_server.reset_log()
     offline = run_plan(
-        index_server, fresh, "torch==2.5.1", "torchvision", python=pyenv("3.10"),
-        backend="cpu", offline=True,
+        index_server,
+        fresh,
+        "torch==2.5.1",
+        "torchvision",
+        python=pyenv("3.10"),
+        backend="cpu",
+        offline=True,
     )
     assert index_server.requests == []
     assert pins(offline) == pins(online)
@@ -229,20 +236,44 @@ def test_broken_interpreter_is_a_clear_failure(
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "torchup", *args], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "torchup", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
 PLAN_KEYS = {
-    "schema", "ok", "requirements", "python", "backend", "sources", "packages", "commands",
-    "problems", "alternatives", "warnings",
+    "schema",
+    "ok",
+    "requirements",
+    "python",
+    "backend",
+    "sources",
+    "packages",
+    "commands",
+    "problems",
+    "alternatives",
+    "warnings",
 }
 
 
 def test_plan_json_schema_is_pinned(index_server: IndexServer, env: dict[str, str]) -> None:
     proc = cli(
-        env, "plan", "torch==2.5.1", "torchvision", "--python", pyenv("3.10"), "--backend", "cpu",
-        "--torch-index-url", index_server.torch_url, "--index-url", index_server.pypi_url, "--json",
+        env,
+        "plan",
+        "torch==2.5.1",
+        "torchvision",
+        "--python",
+        pyenv("3.10"),
+        "--backend",
+        "cpu",
+        "--torch-index-url",
+        index_server.torch_url,
+        "--index-url",
+        index_server.pypi_url,
+        "--json",
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
@@ -260,8 +291,16 @@ def test_plan_json_schema_is_pinned(index_server: IndexServer, env: dict[str, st
 
 def test_plan_json_failure_document(index_server: IndexServer, env: dict[str, str]) -> None:
     proc = cli(
-        env, "plan", "torch==1.10.0", "--python", pyenv("3.10"), "--backend", "pypi",
-        "--index-url", index_server.pypi_url, "--json",
+        env,
+        "plan",
+        "torch==1.10.0",
+        "--python",
+        pyenv("3.10"),
+        "--backend",
+        "pypi",
+        "--index-url",
+        index_server.pypi_url,
+        "--json",
     )
     assert proc.returncode == 1
     doc = json.loads(proc.stdout)
@@ -279,7 +318,16 @@ def test_pythons_json_schema_is_pinned(env: dict[str, str]) -> None:
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["schema"] == 1
-    keys = {"executable", "version", "implementation", "free_threaded", "kind", "source", "tags", "error"}
+    keys = {
+        "executable",
+        "version",
+        "implementation",
+        "free_threaded",
+        "kind",
+        "source",
+        "tags",
+        "error",
+    }
     assert all(keys <= set(p) for p in doc["pythons"])
     versions = {p["version"] for p in doc["pythons"]}
     assert {"2.7.18", "3.6.15", "3.10.13", "3.13.0"} <= versions
@@ -306,8 +354,17 @@ def test_cli_bad_input_exits_cleanly(
 
 def test_cli_unreachable_sources_fail_in_bounded_time(env: dict[str, str]) -> None:
     proc = cli(
-        env, "plan", "torch", "--python", pyenv("3.11"), "--backend", "cpu",
-        "--torch-index-url", "http://127.0.0.1:9/whl", "--index-url", "http://127.0.0.1:9/simple",
+        env,
+        "plan",
+        "torch",
+        "--python",
+        pyenv("3.11"),
+        "--backend",
+        "cpu",
+        "--torch-index-url",
+        "http://127.0.0.1:9/whl",
+        "--index-url",
+        "http://127.0.0.1:9/simple",
     )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
@@ -316,8 +373,15 @@ def test_cli_unreachable_sources_fail_in_bounded_time(env: dict[str, str]) -> No
 
 def test_cli_refuses_plain_http_to_other_hosts(env: dict[str, str]) -> None:
     proc = cli(
-        env, "plan", "torch", "--python", pyenv("3.11"), "--backend", "pypi",
-        "--index-url", "http://user:hunter2@example.invalid/simple",
+        env,
+        "plan",
+        "torch",
+        "--python",
+        pyenv("3.11"),
+        "--backend",
+        "pypi",
+        "--index-url",
+        "http://user:hunter2@example.invalid/simple",
     )
     assert proc.returncode == 1
     out = proc.stdout + proc.stderr

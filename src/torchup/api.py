@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,7 +92,9 @@ def _gather(
         bucket = got.torch_index if kind == "torch" else got.pip
         bucket.setdefault(project, []).extend(res.files)
         if res.error is not None:
-            (got.torch_index_errors if kind == "torch" else got.pip_errors).append(res.error.message)
+            (got.torch_index_errors if kind == "torch" else got.pip_errors).append(
+                res.error.message
+            )
         if res.from_cache and res.age_seconds is not None:
             got.oldest_cache_age = max(got.oldest_cache_age or 0.0, res.age_seconds)
     for link in sources.find_links:
@@ -199,13 +203,12 @@ def _alternatives(
     metadata: MetadataLookup,
     variant_index: str | None,
     sources: Sources,
-    env: Mapping[str, str],
-    cwd: Path | None,
+    found: Sequence[Interpreter],
 ) -> list[AltPython]:
     """Other Pythons on this machine for which the same request resolves."""
     alts: list[AltPython] = []
     seen: set[tuple[str, bool]] = set()
-    for py in discover(env=env, cwd=cwd):
+    for py in found:
         if py.error or not py.tags or py.executable == target.executable:
             continue
         outcomes = _resolve_all(reqs, cands, py, backend, metadata)
@@ -253,7 +256,13 @@ def plan(
 
     env = dict(os.environ) if env is None else env
     reqs = parse_requirements(requirements)
-    py = select(python, env=env, cwd=cwd) if python else default_interpreter(env=env, cwd=cwd)
+    # Discovery runs at most once: for a version SPEC, and for the other Pythons that
+    # could install a request that does not fit this one.
+    everything = cache(lambda: discover(env=env, cwd=cwd))
+    if python:
+        py = select(python, env=env, cwd=cwd, found=everything() if _is_version(python) else None)
+    else:
+        py = default_interpreter(env=env, cwd=cwd)
     if py.error:
         raise InterpreterError(
             f"{py.executable} cannot be used: {py.error}",
@@ -323,8 +332,7 @@ def plan(
                 metadata=metadata,
                 variant_index=variant_index,
                 sources=sources,
-                env=env,
-                cwd=cwd,
+                found=everything(),
             )
     return build_plan(
         python=py,
@@ -336,6 +344,11 @@ def plan(
         alternative_pythons=alts,
         warnings=warnings,
     )
+
+
+def _is_version(spec: str) -> bool:
+    """Whether ``--python SPEC`` names a version (``3.10``, ``3.13t``) rather than a path."""
+    return bool(re.fullmatch(r"[0-9]+(\.[0-9]+){0,2}t?", spec.strip()))
 
 
 def _age(seconds: float) -> str:

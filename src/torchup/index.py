@@ -38,7 +38,7 @@ from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 from . import __version__
 from .errors import IndexFetchError
 from .httpcache import BlobCache, CachedPage, FileHashCache, PageCache, server_lifetime
-from .pages import DIST_EXTENSIONS, DistFile, parse_project_page, redact
+from .pages import DIST_EXTENSIONS, DistFile, parse_project_page, redact, variant_sort_key
 
 if TYPE_CHECKING:
     import ssl
@@ -100,7 +100,7 @@ class PageResult:
 def check_url(url: str, trusted_hosts: Sequence[str] = ()) -> None:
     """Raise :class:`IndexFetchError` unless torchup may fetch ``url`` (module docstring).
 
-    >>> check_url("https://pypi.org/simple/torch/")
+    >>> check_url("https://index.example/simple/torch/")
     >>> check_url("http://127.0.0.1:8080/simple/")
     >>> check_url("http://mirror.example/simple/", ["mirror.example"])
     """
@@ -483,6 +483,21 @@ class IndexClient:
             files = parse_project_page(path.read_bytes(), "text/html", url, index=shown)
             return PageResult(url=shown, files=files)
         return PageResult(url=shown)  # like a 404: the project is not on this index
+
+    def variants(self, torch_index_url: str, project: str = "torch") -> tuple[str, ...]:
+        """The variant directories the PyTorch index offers for ``project``.
+
+        Read from the combined page ``<root>/<project>/`` (cached like any page), whose
+        hrefs carry each file's variant directory; never a built-in list. Raises
+        :class:`IndexFetchError` when the page cannot be read.
+        """
+        from .sources import project_url
+
+        result = self.fetch_page(project_url(torch_index_url, project))
+        if result.error is not None:
+            raise result.error
+        found = {f.variant_dir for f in result.files if f.variant_dir}
+        return tuple(sorted(found, key=variant_sort_key))
 
     # -- find-links -------------------------------------------------------------------------
 

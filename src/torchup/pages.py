@@ -458,7 +458,8 @@ def parse_project_page(
     (``/whl/cu126/torch/``). Only distribution files (wheels, sdists) are returned. An
     HTML page with links but none to a distribution is rejected, an empty one is not.
 
-    Raises :class:`PageParseError` for a wrong content type, garbage, a truncated page,
+    Raises :class:`PageParseError` for a wrong content type, garbage, a truncated page
+    (ending inside a tag or an open anchor, or opening ``<html>`` without closing it),
     JSON of the wrong shape, or an API major version other than 1.
 
     >>> page = b'<a href="/whl/cpu/torch-2.4.1%2Bcpu-cp312-cp312-linux_x86_64.whl#sha256=88">x</a>'

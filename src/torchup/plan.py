@@ -177,7 +177,9 @@ def install_command(
     if uses_variant and variant_index is not None:
         # Credentials never appear in output; pip finds them in its keyring or netrc.
         argv += ["--index-url", redact(variant_index)]
-        argv += [arg for s in sources.index_urls()[:1] for arg in ("--extra-index-url", redact(s.url))]
+        argv += [
+            arg for s in sources.index_urls()[:1] for arg in ("--extra-index-url", redact(s.url))
+        ]
     return tuple(argv)
 
 

@@ -244,8 +244,8 @@ def _flag(value: str, origin: str) -> bool:
 def torch_index_source(*, env: Mapping[str, str], flag: str | None = None) -> Source:
     """The PyTorch index root: ``--torch-index-url`` > ``TORCHUP_TORCH_INDEX_URL`` > default.
 
-    >>> torch_index_source(env={}).url
-    'https://download.pytorch.org/whl'
+    >>> torch_index_source(env={}).url == TORCH_INDEX_DEFAULT
+    True
     >>> torch_index_source(env={"TORCHUP_TORCH_INDEX_URL": "https://m/whl/"}).origin
     'TORCHUP_TORCH_INDEX_URL'
     """
@@ -339,8 +339,8 @@ def _dedupe(sources: Sequence[Source]) -> list[Source]:
 def project_url(index_url: str, project: str) -> str:
     """The PEP 503 project page URL: normalized name, trailing slash.
 
-    >>> project_url("https://pypi.org/simple", "Torch_Vision")
-    'https://pypi.org/simple/torch-vision/'
+    >>> project_url("https://index.example/simple", "Torch_Vision")
+    'https://index.example/simple/torch-vision/'
     >>> project_url("file:///opt/pypi/simple/", "torch")
     'file:///opt/pypi/simple/torch/'
     """
@@ -353,8 +353,8 @@ def variant_project_url(torch_index_url: str, variant: str, project: str) -> str
     Raises :class:`ValueError` for a variant that is not shaped like a PyTorch
     variant directory (it becomes part of a URL path).
 
-    >>> variant_project_url("https://download.pytorch.org/whl/", "cu126", "torch")
-    'https://download.pytorch.org/whl/cu126/torch/'
+    >>> variant_project_url("https://mirror.example/whl/", "cu126", "torch")
+    'https://mirror.example/whl/cu126/torch/'
     """
     if not VARIANT_RE.fullmatch(variant):
         raise ValueError(f"not a PyTorch index variant: {variant!r}")
