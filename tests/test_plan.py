@@ -401,3 +401,14 @@ def test_live_pypi_plan_for_torch_2_5_1_and_torchvision(tmp_path: Path) -> None:
     result = plan(["torch==2.5.1", "torchvision"], python=pyenv("3.10"), backend="pypi", env=env)
     assert result.ok
     assert pins(result) == ["torch==2.5.1", "torchvision==0.20.1"]
+
+
+def test_a_variant_the_index_does_not_offer_lists_those_it_does(
+    index_server: IndexServer, env: dict[str, str]
+) -> None:
+    result = run_plan(index_server, env, "torch", python=pyenv("3.11"), backend="cu999")
+    assert not result.ok
+    (warning,) = [w for w in result.warnings if "offers no cu999" in w]
+    offered = warning.split("it offers: ", 1)[1].split(", ")
+    assert offered == index_server.variants()
+    assert {"cpu", "cu126", "rocm6.2.4", "xpu"} <= set(offered)

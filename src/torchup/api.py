@@ -25,7 +25,7 @@ from .backends import Backend, requested_backend, resolve_backend, variant_rule
 from .compat import Candidate, TargetTags, make_candidates, target_tags
 from .errors import InterpreterError, TorchupError, UsageError
 from .interpreters import Interpreter, default_interpreter, discover, select
-from .pages import DistFile
+from .pages import DistFile, redact
 from .plan import AltPython, Plan, build_plan, install_command, planned_package
 from .resolve import MetadataLookup, Outcome, choose, pair
 from .sources import Sources, pip_sources, project_url, variant_project_url
@@ -284,7 +284,11 @@ def plan(
     projects = list(dict.fromkeys(canonicalize_name(r.name) for r in reqs))
 
     with IndexClient(
-        cache_dir=cache_dir(env), offline=offline, trusted_hosts=sources.trusted_hosts
+        cache_dir=cache_dir(env),
+        offline=offline,
+        trusted_hosts=sources.trusted_hosts,
+        # pip's own CA bundle setting (cert / PIP_CERT), so torchup trusts what pip trusts
+        verify=sources.cert.url if sources.cert else True,
     ) as client:
         got = _gather(client, sources, chosen, projects)
         reachable = any(got.torch_index.get(p) for p in projects) or not got.torch_index_errors
@@ -302,6 +306,12 @@ def plan(
                 warnings.append(
                     f"the PyTorch index could not be read ({why}); using pip's sources only"
                 )
+        if (
+            chosen.variant is not None
+            and reachable
+            and not any(got.torch_index.get(p) for p in projects)
+        ):
+            warnings.append(_offered(client, sources, chosen.variant))
         warnings += [f"skipped a source: {e}" for e in got.pip_errors]
         on_apple = (
             py.markers.get("sys_platform") == "darwin"
@@ -344,6 +354,19 @@ def plan(
         alternative_pythons=alts,
         warnings=warnings,
     )
+
+
+def _offered(client: IndexClient, sources: Sources, variant: str) -> str:
+    """Say which variants the PyTorch index offers when ``variant`` has no files there."""
+    root = redact(sources.torch_index_url.url)
+    try:
+        offered = client.variants(sources.torch_index_url.url)
+    except TorchupError as exc:
+        return f"the PyTorch index at {root} lists no {variant} files (and its variants: {exc})"
+    if variant in offered:
+        return f"the PyTorch index at {root} has {variant} builds, but none of these packages"
+    listing = ", ".join(offered) or "none"
+    return f"the PyTorch index at {root} offers no {variant} builds; it offers: {listing}"
 
 
 def _is_version(spec: str) -> bool:
