@@ -23,7 +23,14 @@ from torchup.backends import (
     variant_rule,
 )
 from torchup.companions import predicted
-from torchup.compat import Candidate, make_candidates, python_span, reject_reason, target_tags
+from torchup.compat import (
+    Candidate,
+    fits,
+    make_candidates,
+    python_span,
+    reject_reason,
+    target_tags,
+)
 from torchup.errors import UsageError
 from torchup.pages import DistFile
 from torchup.resolve import choose, pair
@@ -313,3 +320,14 @@ def test_choice_always_fits_and_rejections_always_explain(names: list[str]) -> N
         else:
             assert all(reject_reason(c, target) is not None for c in pool)
             assert out.rejected
+
+
+@given(
+    st.sampled_from(TORCH_1_10 + TORCH_1_11 + TORCH_2_15 + ["torch-2.0.0.tar.gz"]),
+    st.sampled_from([None, ">=3.11", "<3.0", "not a specifier"]),
+    st.sampled_from([None, "", "bad build"]),
+)
+def test_fits_agrees_with_reject_reason(name: str, rp: str | None, yanked: str | None) -> None:
+    (cand,) = cands([name], requires_python=rp, yanked=yanked)
+    for target in (PY27, PY39, PY310, PY313T):
+        assert fits(cand, target) == (reject_reason(cand, target) is None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from importlib.resources import files
+from pathlib import Path
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
@@ -24,7 +24,7 @@ COMPANIONS: frozenset[NormalizedName] = frozenset(
 
 @lru_cache(maxsize=1)
 def _table() -> dict[str, dict[Version, Version]]:
-    doc = json.loads(files("torchup").joinpath("data/companions.json").read_text("utf-8"))
+    doc = json.loads((Path(__file__).parent / "data" / "companions.json").read_text("utf-8"))
     table: dict[str, dict[Version, Version]] = {name: {} for name in COMPANIONS}
     for row in doc["pairs"]:
         torch = Version(row["torch"])

@@ -31,6 +31,7 @@ __all__ = [
     "Candidate",
     "TargetTags",
     "describe_variant",
+    "fits",
     "make_candidates",
     "reject_reason",
     "target_tags",
@@ -59,15 +60,15 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class TargetTags:
-    """An interpreter's accepted tags, indexed for fast checks and precise reasons.
+    """An interpreter's accepted tags, indexed for fast checks.
 
-    ``rank`` maps each tag to its preference (0 is best); ``pythons`` holds the
-    ``(interpreter, abi)`` pairs and ``platforms`` the platform tags it accepts.
+    ``rank`` maps each tag, as ``str(Tag)``, to its preference (0 is best). The tags
+    are already in packaging's canonical form, so a wheel tag fits when its string is
+    a key: no tag is parsed on the path that finds a fit.
     """
 
-    rank: dict[Tag, int]
-    pythons: frozenset[tuple[str, str]]
-    platforms: frozenset[str]
+    tags: tuple[str, ...]
+    rank: dict[str, int]
     python_version: Version
 
 
@@ -76,19 +77,19 @@ def target_tags(tags: tuple[str, ...], python_version: str) -> TargetTags:
     """Index ``tags`` (``str(Tag)``, most preferred first) of a Python ``python_version``.
 
     >>> t = target_tags(("cp310-cp310-linux_x86_64", "py3-none-any"), "3.10.13")
-    >>> t.rank[Tag("py3", "none", "any")]
+    >>> t.rank["py3-none-any"]
     1
     """
-    rank: dict[Tag, int] = {}
+    rank: dict[str, int] = {}
     for text in tags:
-        for tag in parse_tag(text):
-            rank.setdefault(tag, len(rank))
-    return TargetTags(
-        rank=rank,
-        pythons=frozenset((t.interpreter, t.abi) for t in rank),
-        platforms=frozenset(t.platform for t in rank),
-        python_version=Version(python_version),
-    )
+        rank.setdefault(text, len(rank))
+    return TargetTags(tags=tags, rank=rank, python_version=Version(python_version))
+
+
+@lru_cache(maxsize=64)
+def _accepted_pythons(tags: tuple[str, ...]) -> frozenset[tuple[str, str]]:
+    """The ``(interpreter, abi)`` pairs among ``tags``; parsed only to explain a reject."""
+    return frozenset((t.interpreter, t.abi) for text in tags for t in parse_tag(text))
 
 
 def make_candidates(
@@ -121,6 +122,26 @@ def make_candidates(
     return out, bad
 
 
+def fits(cand: Candidate, target: TargetTags) -> bool:
+    """Whether ``cand`` installs on ``target``: :func:`reject_reason` without the reason."""
+    if not cand.tags or cand.dist.yanked is not None:
+        return False
+    if not any(str(tag) in target.rank for tag in cand.tags):
+        return False
+    return _requires_python_ok(cand.dist.requires_python, target.python_version)
+
+
+@lru_cache(maxsize=256)
+def _requires_python_ok(requires_python: str | None, version: Version) -> bool:
+    if not requires_python:
+        return True
+    try:
+        spec = SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        return True  # pip ignores an invalid Requires-Python, so do we
+    return spec.contains(version, prereleases=True)
+
+
 def reject_reason(cand: Candidate, target: TargetTags) -> str | None:
     """Why ``cand`` cannot be installed on ``target``, or ``None`` when it can."""
     if not cand.is_wheel:
@@ -128,17 +149,13 @@ def reject_reason(cand: Candidate, target: TargetTags) -> str | None:
     if cand.dist.yanked is not None:
         return "yanked" + (f": {cand.dist.yanked}" if cand.dist.yanked else "")
     rp = cand.dist.requires_python
-    if rp:
-        try:
-            spec = SpecifierSet(rp)
-        except InvalidSpecifier:
-            spec = None  # pip ignores an invalid Requires-Python, so do we
-        if spec is not None and not spec.contains(target.python_version, prereleases=True):
-            return f"Requires-Python {rp} excludes Python {target.python_version}"
-    if any(tag in target.rank for tag in cand.tags):
+    if not _requires_python_ok(rp, target.python_version):
+        return f"Requires-Python {rp} excludes Python {target.python_version}"
+    if any(str(tag) in target.rank for tag in cand.tags):
         return None
     wheel_pythons = sorted({f"{t.interpreter}-{t.abi}" for t in cand.tags})
-    if not any((t.interpreter, t.abi) in target.pythons for t in cand.tags):
+    pythons = _accepted_pythons(target.tags)
+    if not any((t.interpreter, t.abi) in pythons for t in cand.tags):
         return f"built for {', '.join(wheel_pythons)}, not this Python {target.python_version}"
     platforms = sorted({t.platform for t in cand.tags})
     return f"platform {', '.join(platforms)} does not run here"
@@ -146,7 +163,7 @@ def reject_reason(cand: Candidate, target: TargetTags) -> str | None:
 
 def tag_rank(cand: Candidate, target: TargetTags) -> int:
     """The best (lowest) preference of any of ``cand``'s tags; large when none fits."""
-    return min((target.rank.get(t, 1 << 30) for t in cand.tags), default=1 << 30)
+    return min((target.rank.get(str(t), 1 << 30) for t in cand.tags), default=1 << 30)
 
 
 def describe_variant(variant: str | None) -> str:

@@ -25,6 +25,7 @@ from .compat import (
     Candidate,
     TargetTags,
     describe_variant,
+    fits,
     python_span,
     reject_reason,
     tag_rank,
@@ -91,17 +92,19 @@ class Outcome:
 
 def _fitting(
     cands: Iterable[Candidate], target: TargetTags, variant_rule: VariantRule
-) -> tuple[list[Candidate], dict[Version, list[Rejection]]]:
+) -> tuple[list[Candidate], dict[Version, list[Candidate]]]:
+    """Split ``cands`` into those that fit and the others, by release.
+
+    Reasons are not computed here: only the rejected files of the releases a message
+    shows need them (:func:`_rejections_for`), and most plans show none.
+    """
     ok: list[Candidate] = []
-    rejected: dict[Version, list[Rejection]] = defaultdict(list)
+    rejected: dict[Version, list[Candidate]] = defaultdict(list)
     for cand in cands:
-        reason = reject_reason(cand, target) or variant_rule(cand)
-        if reason is None:
+        if fits(cand, target) and variant_rule(cand) is None:
             ok.append(cand)
         else:
-            rejected[public(cand.version)].append(
-                Rejection(filename=cand.dist.filename, reason=reason)
-            )
+            rejected[public(cand.version)].append(cand)
     return ok, rejected
 
 
@@ -140,9 +143,19 @@ def _nearest(
 
 
 def _rejections_for(
-    versions: Sequence[Version], rejected: Mapping[Version, list[Rejection]]
+    versions: Sequence[Version],
+    rejected: Mapping[Version, list[Candidate]],
+    target: TargetTags,
+    variant_rule: VariantRule,
 ) -> tuple[Rejection, ...]:
-    return tuple(r for v in versions for r in rejected.get(v, ()))
+    return tuple(
+        Rejection(
+            filename=c.dist.filename,
+            reason=reject_reason(c, target) or variant_rule(c) or "not chosen",
+        )
+        for v in versions
+        for c in rejected.get(v, ())
+    )
 
 
 def choose(
@@ -171,6 +184,7 @@ def choose(
     requested = sorted({public(c.version) for c in matching}, reverse=True)
     nearest = _nearest(fit_versions, requested)
     shown = requested[:_REJECTED_VERSIONS]
+    reasons = _rejections_for(shown, rejected, target, variant_rule)
     if not cands:
         message = f"no files for {req.name} on the sources read"
     elif not requested:
@@ -179,14 +193,13 @@ def choose(
     else:
         which = ", ".join(str(v) for v in shown)
         message = f"no file of {req.name} {which} fits {label}"
-        reasons = _rejections_for(shown, rejected)
         span = python_span([c for c in matching if public(c.version) in shown])
         if span and all(r.reason.startswith("built for") for r in reasons):
             message += f" ({which} has {span} wheels only)"
     return Outcome(
         requirement=req,
         choice=None,
-        rejected=_rejections_for(shown, rejected),
+        rejected=reasons,
         nearest=tuple(nearest),
         message=message,
     )
@@ -242,7 +255,8 @@ def pair(
     when its metadata is unreadable, only the predicted version is accepted.
     """
     matching = [c for c in cands if req.specifier.contains(c.version, prereleases=None)]
-    ok, rejected = _fitting(matching, target, same_variant(torch))
+    rule = same_variant(torch)
+    ok, rejected = _fitting(matching, target, rule)
     best = _best_per_version(ok, target)
     order = sorted(best, reverse=True)
     if predicted is not None and predicted in best:
@@ -282,7 +296,7 @@ def pair(
             Rejection(filename=cand.dist.filename, reason=f"built for {treq}, not torch {torch_v}")
         )
     requested = [predicted] if predicted is not None else sorted(rejected, reverse=True)[:1]
-    shown = tried + list(_rejections_for(requested, rejected))
+    shown = tried + list(_rejections_for(requested, rejected, target, rule))
     target_desc = f"torch {torch_v} ({describe_variant(torch.variant)})"
     if not cands:
         message = f"no files for {req.name} on the sources read"

@@ -8,7 +8,6 @@ misbehave, captures output, enforces a timeout, and turns every failure into a
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -57,6 +56,8 @@ def run(
     Raises :class:`RunnerError` when the program is missing, times out, or (with
     ``check``) exits non-zero; the error keeps the command, exit code and output.
     """
+    import subprocess  # lazy: a warm plan starts no process and need not import it
+
     argv = tuple(str(part) for part in cmd)
     try:
         proc = subprocess.run(
