@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,9 @@ def test_newest_torch_pip_would_get_per_interpreter(
     assert pkg.index == f"{index_server.pypi_url}/torch/"
     assert pkg.sha256
     assert len(pkg.sha256) == 64
-    assert result.commands == ((pyenv(python), "-m", "pip", "install", expected),)
+    assert result.commands == (
+        (pyenv(python), "-m", "pip", "install", expected, "--index-url", index_server.pypi_url),
+    )
 
 
 def test_cpu_backend_reads_the_variant_directory(
@@ -121,6 +124,8 @@ def test_companion_metadata_never_downloads_a_whole_wheel(
     wheel_gets = [r for r in index_server.requests if r.path.endswith(".whl")]
     assert wheel_gets, "metadata should have come from the wheel by range requests"
     assert all(r.range for r in wheel_gets), [r.path for r in wheel_gets if not r.range]
+    # (These stand-in wheels fit in one range read; test_index shows a large wheel is
+    # read in a few ranges totalling less than half of it.)
 
 
 def test_torch_1_10_0_on_3_10_explains_and_names_what_would_work(
@@ -137,7 +142,7 @@ def test_torch_1_10_0_on_3_10_explains_and_names_what_would_work(
     assert {"3.6", "3.7", "3.8", "3.9"} <= versions
     assert not versions & {"3.10", "3.11", "3.12", "3.13", "2.7"}
     alt = next(a for a in result.alternative_pythons if a.version.startswith("3.9."))
-    assert alt.command == (alt.executable, "-m", "pip", "install", "torch==1.10.0")
+    assert alt.command[:5] == (alt.executable, "-m", "pip", "install", "torch==1.10.0")
 
 
 def test_torch_2_15_0_on_3_10_needs_3_11(index_server: IndexServer, env: dict[str, str]) -> None:
@@ -353,6 +358,7 @@ def test_cli_bad_input_exits_cleanly(
 
 
 def test_cli_unreachable_sources_fail_in_bounded_time(env: dict[str, str]) -> None:
+    started = time.monotonic()
     proc = cli(
         env,
         "plan",
@@ -366,6 +372,7 @@ def test_cli_unreachable_sources_fail_in_bounded_time(env: dict[str, str]) -> No
         "--index-url",
         "http://127.0.0.1:9/simple",
     )
+    assert time.monotonic() - started < 20
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "refused" in proc.stdout + proc.stderr
@@ -386,6 +393,8 @@ def test_cli_refuses_plain_http_to_other_hosts(env: dict[str, str]) -> None:
     assert proc.returncode == 1
     out = proc.stdout + proc.stderr
     assert "hunter2" not in out
+    assert "user:****@example.invalid" in out
+    assert "plain http:// to a non-local host is refused" in out
     assert "Traceback" not in out
 
 
@@ -412,3 +421,95 @@ def test_a_variant_the_index_does_not_offer_lists_those_it_does(
     offered = warning.split("it offers: ", 1)[1].split(", ")
     assert offered == index_server.variants()
     assert {"cpu", "cu126", "rocm6.2.4", "xpu"} <= set(offered)
+
+
+def test_a_pinned_companion_alone_plans_the_torch_it_was_built_for(
+    index_server: IndexServer, env: dict[str, str]
+) -> None:
+    result = run_plan(index_server, env, "torchvision==0.20.1", python=pyenv("3.10"), backend="cpu")
+    assert result.ok, result.problems
+    assert pins(result) == ["torch==2.5.1+cpu", "torchvision==0.20.1+cpu"]
+
+
+def test_other_packages_are_planned_as_plain_builds_on_a_variant_backend(
+    index_server: IndexServer, tmp_path: Path, env: dict[str, str]
+) -> None:
+    from indexserver import make_wheel
+
+    links = tmp_path / "links"
+    links.mkdir()
+    name = "numpy-2.1.0-cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    meta = b"Metadata-Version: 2.1\nName: numpy\nVersion: 2.1.0\n"
+    (links / name).write_bytes(make_wheel(name, meta))
+    result = run_plan(
+        index_server,
+        env,
+        "torch==2.5.1",
+        "numpy",
+        python=pyenv("3.10"),
+        backend="cpu",
+        find_links=[str(links)],
+    )
+    assert result.ok, result.problems
+    assert pins(result) == ["torch==2.5.1+cpu", "numpy==2.1.0"]
+    assert result.packages[1].variant is None
+    # the find-links folder given to torchup is handed to pip as well
+    cmd = result.commands[0]
+    assert cmd[cmd.index("--find-links") + 1] == str(links)
+
+
+def test_torchup_backend_variable_picks_the_variant(
+    index_server: IndexServer, env: dict[str, str]
+) -> None:
+    result = run_plan(
+        index_server,
+        {**env, "TORCHUP_BACKEND": "cu124"},
+        "torch==2.5.1",
+        "torchaudio",
+        python=pyenv("3.10"),
+    )
+    assert result.ok, result.problems
+    assert (result.backend.name, result.backend.source) == ("cu124", "TORCHUP_BACKEND")
+    assert pins(result) == ["torch==2.5.1+cu124", "torchaudio==2.5.1+cu124"]
+
+
+def test_mps_off_apple_silicon_and_direct_references_are_usage_errors(
+    index_server: IndexServer, env: dict[str, str]
+) -> None:
+    with pytest.raises(UsageError, match="mps needs macOS on Apple silicon"):
+        run_plan(index_server, env, "torch", python=pyenv("3.11"), backend="mps")
+    with pytest.raises(UsageError, match="direct reference"):
+        run_plan(index_server, env, "torch @ https://example.org/torch.whl", python=pyenv("3.11"))
+
+
+def test_human_output_names_every_fact(index_server: IndexServer, env: dict[str, str]) -> None:
+    proc = cli(
+        env,
+        "plan",
+        "torch==1.10.0",
+        "--python",
+        pyenv("3.10"),
+        "--backend",
+        "cpu",
+        "--torch-index-url",
+        index_server.torch_url,
+        "--index-url",
+        index_server.pypi_url,
+    )
+    assert proc.returncode == 1
+    out = proc.stdout
+    assert f"python   3.10.13 cpython x86_64  {pyenv('3.10')}" in out
+    assert "backend  cpu  (--backend)" in out
+    assert "1.10.0 has cp36-cp39 wheels only" in out
+    assert "built for cp39-cp39, not this Python 3.10.13" in out
+    assert "nearest versions that fit Python 3.10.13: torch==1.11.0" in out
+    assert f"3.9.18: {pyenv('3.9')} -m pip install torch==1.10.0+cpu --index-url" in out
+    assert "Traceback" not in proc.stderr
+
+
+def test_json_error_document_on_expected_failure(env: dict[str, str]) -> None:
+    proc = cli(env, "plan", "torch", "--python", "3.99", "--json")
+    assert proc.returncode == 2
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] is False
+    assert doc["error"]["type"] == "PythonNotFoundError"

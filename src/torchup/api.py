@@ -27,7 +27,14 @@ from .errors import InterpreterError, TorchupError, UsageError
 from .interpreters import Interpreter, default_interpreter, discover, select
 from .pages import DistFile, redact
 from .plan import AltPython, Plan, build_plan, install_command, planned_package
-from .resolve import MetadataLookup, Outcome, choose, pair
+from .resolve import (
+    MetadataLookup,
+    Outcome,
+    VariantRule,
+    choose,
+    pair,
+    torch_requirement,
+)
 from .sources import Sources, pip_sources, project_url, variant_project_url
 
 if TYPE_CHECKING:
@@ -38,6 +45,8 @@ __all__ = ["parse_requirements", "plan", "pythons"]
 log = logging.getLogger(__name__)
 
 TORCH = canonicalize_name("torch")
+#: Packages built per accelerator variant; every other package is a plain dependency.
+FAMILY = frozenset({TORCH, *companions.COMPANIONS})
 
 
 def parse_requirements(texts: Sequence[str]) -> list[Requirement]:
@@ -54,6 +63,12 @@ def parse_requirements(texts: Sequence[str]) -> list[Requirement]:
                 f"invalid requirement {text!r}: {exc}",
                 hint="write a PEP 508 requirement, e.g. 'torch==2.5.1' or 'torchvision>=0.20'",
             ) from None
+    for r in reqs:
+        if r.url:
+            raise UsageError(
+                f"{str(r)!r} is a direct reference; torchup plans from indexes",
+                hint=f"install it with pip directly, or ask for a version: '{r.name}==X.Y.Z'",
+            )
     names = [canonicalize_name(r.name) for r in reqs]
     if len(set(names)) != len(names):
         raise UsageError(
@@ -82,7 +97,7 @@ def _gather(
     got = _Gathered()
     jobs: list[tuple[str, str, str]] = []  # (kind, project, url)
     for project in projects:
-        if backend.variant is not None:
+        if backend.variant is not None and project in FAMILY:
             url = variant_project_url(sources.torch_index_url.url, backend.variant, project)
             jobs.append(("torch", project, url))
         for src in sources.index_urls():
@@ -115,7 +130,7 @@ def _candidates(got: _Gathered, project: str, backend: Backend) -> list[Candidat
     seen: set[str] = set()
     files: list[DistFile] = []
     pip_files = got.pip.get(project, [])
-    if backend.variant is not None and backend.name != "mps":
+    if backend.variant is not None and backend.name != "mps" and project in FAMILY:
         # Only a local label (+cpu) makes a file from pip's sources a variant build, so
         # unlabelled ones cannot be chosen; skipping them saves parsing ~1000 names.
         pip_files = [d for d in pip_files if "+" in d.filename]
@@ -149,11 +164,15 @@ def _resolve_all(
     rule = variant_rule(backend)
     outcomes: list[Outcome] = []
     torch_choice: Candidate | None = None
+    env = {**py.markers, "extra": ""}
+    reqs = [r for r in reqs if r.marker is None or r.marker.evaluate(env)]
+    reqs = [
+        _narrow_torch(r, reqs, cands=cands, target=target, rule=rule, metadata=metadata, py=py)
+        for r in reqs
+    ]
     for req in reqs:
         name = canonicalize_name(req.name)
         pool = cands.get(name, [])
-        if req.marker is not None and not req.marker.evaluate({**py.markers, "extra": ""}):
-            continue
         if name in companions.COMPANIONS and torch_choice is not None:
             outcomes.append(
                 pair(
@@ -170,11 +189,47 @@ def _resolve_all(
             continue
         if name in companions.COMPANIONS:
             continue  # torch itself failed; its problem explains this one too
-        outcome = choose(req, pool, target, rule, label=_label(py))
+        outcome = choose(req, pool, target, rule if name in FAMILY else _any, label=_label(py))
         outcomes.append(outcome)
         if name == TORCH:
             torch_choice = outcome.choice
     return outcomes
+
+
+def _any(cand: Candidate) -> str | None:
+    """Variant rule for packages outside the torch family: any build will do."""
+    return None
+
+
+def _narrow_torch(
+    req: Requirement,
+    reqs: Sequence[Requirement],
+    *,
+    cands: Mapping[NormalizedName, list[Candidate]],
+    target: TargetTags,
+    rule: VariantRule,
+    metadata: MetadataLookup,
+    py: Interpreter,
+) -> Requirement:
+    """Give an unversioned torch the pin of a versioned companion, as pip's resolver would.
+
+    ``torchvision==0.20.1`` alone must plan torch 2.5.1, not the newest torch and then
+    fail to pair; the pin comes from that companion's own ``Requires-Dist: torch``.
+    """
+    if canonicalize_name(req.name) != TORCH or req.specifier:
+        return req
+    for other in reqs:
+        name = canonicalize_name(other.name)
+        if name not in companions.COMPANIONS or not other.specifier:
+            continue
+        pick = choose(other, cands.get(name, []), target, rule, label=_label(py)).choice
+        requires = metadata(pick) if pick is not None else None
+        treq = torch_requirement(requires or (), py.markers)
+        if treq is not None and treq.specifier:
+            narrowed = Requirement(str(req))
+            narrowed.specifier = treq.specifier
+            return narrowed
+    return req
 
 
 def _metadata_lookup(client: IndexClient) -> MetadataLookup:
@@ -211,6 +266,8 @@ def _alternatives(
     for py in found:
         if py.error or not py.tags or py.executable == target.executable:
             continue
+        if py.externally_managed:
+            continue  # its pip refuses to install (PEP 668); suggesting it would mislead
         outcomes = _resolve_all(reqs, cands, py, backend, metadata)
         if not outcomes or not all(o.ok for o in outcomes):
             continue
@@ -280,6 +337,16 @@ def plan(
     )
     name, origin = requested_backend(backend, env)
     chosen = resolve_backend(name, origin)
+    on_apple = (
+        py.markers.get("sys_platform") == "darwin" and py.markers.get("platform_machine") == "arm64"
+    )
+    if chosen.name == "mps" and not on_apple:
+        raise UsageError(
+            f"--backend mps needs macOS on Apple silicon; Python {py.version} at "
+            f"{py.executable} runs on {py.markers.get('sys_platform')} "
+            f"{py.markers.get('platform_machine')}",
+            hint="use --backend auto, cpu, cuXYZ, rocmX.Y or xpu here",
+        )
     warnings: list[str] = []
     projects = list(dict.fromkeys(canonicalize_name(r.name) for r in reqs))
 
@@ -313,12 +380,8 @@ def plan(
         ):
             warnings.append(_offered(client, sources, chosen.variant))
         warnings += [f"skipped a source: {e}" for e in got.pip_errors]
-        on_apple = (
-            py.markers.get("sys_platform") == "darwin"
-            and py.markers.get("platform_machine") == "arm64"
-        )
-        if chosen.name == "mps" and not on_apple:
-            warnings.append("mps builds run on macOS on Apple silicon only; this Python is not one")
+        if reachable:
+            warnings += [f"the PyTorch index: {e}" for e in got.torch_index_errors]
         if offline and got.oldest_cache_age is not None:
             warnings.append(
                 f"offline: planned from cached pages up to {_age(got.oldest_cache_age)} old"
@@ -327,6 +390,11 @@ def plan(
         cands = {p: _candidates(got, p, chosen) for p in projects}
         metadata = _metadata_lookup(client)
         outcomes = _resolve_all(reqs, cands, py, chosen, metadata)
+        if not outcomes:
+            raise TorchupError(
+                f"no requirement applies to Python {py.version}: their markers exclude it",
+                hint="check the markers, or pick another Python with --python",
+            )
         variant_index = (
             f"{sources.torch_index_url.url.rstrip('/')}/{chosen.variant}"
             if chosen.variant is not None

@@ -30,7 +30,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (repeatable)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print warnings only")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print only problems and warnings"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -115,8 +117,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     )
     if args.json:
         _emit_json(result.to_dict())
-    else:
+    elif not args.quiet or not result.ok:
         print(render_plan(result))
+    for warning in result.warnings:
+        print(f"torchup: warning: {warning}", file=sys.stderr)
     return 0 if result.ok else 1
 
 
@@ -142,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _COMMANDS[args.command](args)
     except TorchupError as exc:
         print(f"torchup: error: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):
+            error = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+            _emit_json({"schema": 1, "ok": False, "error": error})
         return exc.exit_code
     except BrokenPipeError:
         # The reader went away (`torchup plan | head`): not an error worth a message.

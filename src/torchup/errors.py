@@ -10,7 +10,6 @@ from __future__ import annotations
 __all__ = [
     "IndexFetchError",
     "InterpreterError",
-    "NoPlanError",
     "PythonNotFoundError",
     "RunnerError",
     "TorchupError",
@@ -87,7 +86,3 @@ class IndexFetchError(TorchupError):
         super().__init__(f"cannot read {url}: {reason}", hint=hint)
         self.url = url
         self.reason = reason
-
-
-class NoPlanError(TorchupError):
-    """Nothing satisfies the request; carries the explanation for rendering."""

@@ -12,7 +12,6 @@ from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import Version
 
 from .backends import Backend
 from .interpreters import Interpreter
@@ -171,20 +170,31 @@ def install_command(
     extras = extras or {}
     argv = [executable, "-m", "pip", "install"]
     argv += [f"{p.name}{extras.get(p.name, '')}=={p.version}" for p in packages]
-    uses_variant = variant_index is not None and any(
-        p.index.startswith(variant_index) for p in packages
+    # Credentials never appear in output; pip finds them in its keyring or netrc.
+    variant_shown = redact(variant_index).rstrip("/") + "/" if variant_index else None
+    uses_variant = variant_shown is not None and any(
+        p.index.startswith(variant_shown) for p in packages
     )
+    pip_indexes = sources.index_urls()
     if uses_variant and variant_index is not None:
-        # Credentials never appear in output; pip finds them in its keyring or netrc.
         argv += ["--index-url", redact(variant_index)]
-        argv += [
-            arg for s in sources.index_urls()[:1] for arg in ("--extra-index-url", redact(s.url))
-        ]
+        argv += [arg for s in pip_indexes[:1] for arg in ("--extra-index-url", redact(s.url))]
+    elif pip_indexes and pip_indexes[0].origin == "--index-url":
+        argv += ["--index-url", redact(pip_indexes[0].url)]
+    # Sources given as flags to torchup must reach pip too; pip reads its own config.
+    argv += [
+        arg
+        for s in pip_indexes[1:]
+        if s.origin == "--extra-index-url"
+        for arg in ("--extra-index-url", redact(s.url))
+    ]
+    argv += [
+        arg
+        for s in sources.find_links
+        if s.origin == "--find-links"
+        for arg in ("--find-links", redact(s.url))
+    ]
     return tuple(argv)
-
-
-def nearest_strings(versions: Sequence[Version]) -> tuple[str, ...]:
-    return tuple(str(v) for v in versions)
 
 
 def build_plan(

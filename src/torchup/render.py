@@ -59,6 +59,7 @@ def render_plan(plan: Plan) -> str:
         out.append(f"  {p.name:<{width}}  {p.version}  {p.filename}")
         pad = " " * (width + 4)
         out.append(f"{pad}from {p.index}")
+        out.append(f"{pad}url {p.url}")
         out.append(f"{pad}sha256 {p.sha256 or '(not published by the index)'}")
         if p.paired_by:
             out.append(f"{pad}paired with torch by {p.paired_by}")
@@ -77,10 +78,8 @@ def render_plan(plan: Plan) -> str:
             out.append("  Pythons on this machine that can install the request:")
             for alt in plan.alternative_pythons:
                 out.append(f"    {alt.version}: {shlex.join(alt.command)}")
-        elif plan.problems:
+        elif plan.problems and any(o.rejected for o in plan.problems):
             out.append("  no other Python on this machine can install the request either")
-    if plan.warnings:
-        out += [""] + [f"warning: {w}" for w in plan.warnings]
     return "\n".join(out)
 
 
