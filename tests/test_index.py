@@ -9,6 +9,8 @@ import os
 import shutil
 import socket
 import struct
+import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Callable
@@ -19,8 +21,9 @@ import httpx
 import pytest
 
 from indexserver import AUTH, IndexServer, make_wheel
+from torchup import httpcache
 from torchup.errors import IndexFetchError
-from torchup.httpcache import PARSER_VERSION
+from torchup.httpcache import CACHE_FORMAT, PARSER_VERSION, BlobCache, FileHashCache
 from torchup.index import IndexClient, PageResult, check_url
 from torchup.metadata import (
     central_directory_span,
@@ -31,6 +34,7 @@ from torchup.metadata import (
 )
 from torchup.pages import PageParseError, variant_of
 
+DATA = Path(__file__).resolve().parent / "data"
 TV_WHEEL = "torchvision-0.20.1-cp311-cp311-manylinux1_x86_64.whl"
 TORCH_WHEEL = "torch-2.5.1-cp311-cp311-manylinux1_x86_64.whl"
 
@@ -194,6 +198,52 @@ def test_old_parser_entry_is_reparsed_from_the_stored_body(
     assert log.requests == []
     assert again.files == good.files
     assert json.loads(entry.read_text())["parser"] == PARSER_VERSION
+
+
+def test_entry_of_an_older_layout_is_refetched(log: IndexServer, cache_env: Path) -> None:
+    url = f"{log.pypi_url}/torchaudio/"
+    with client(cache_env) as c:
+        good = one(c, url)
+    [entry] = (cache_env / "pages").glob("*.json")
+    doc = json.loads(entry.read_text())
+    assert doc["format"] == CACHE_FORMAT
+    doc["format"] = 1
+    entry.write_text(json.dumps(doc))
+    # torchup <= 0.1 named entries by sha256: such files are left alone, never read.
+    old = cache_env / "pages" / f"{hashlib.sha256(url.encode()).hexdigest()}.json"
+    old.write_text(json.dumps({**doc, "files": []}))
+    with client(cache_env) as c:
+        again = one(c, url)
+    assert not again.from_cache
+    assert again.files == good.files
+    assert json.loads(entry.read_text())["format"] == CACHE_FORMAT
+
+
+def test_cache_file_name_collisions_read_as_missing(
+    log: IndexServer, cache_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(httpcache, "_key", lambda text: "same")
+    first, second = f"{log.pypi_url}/torchaudio/", f"{log.pypi_url}/torchvision/"
+    with client(cache_env) as c:
+        one(c, first)
+        one(c, second)  # overwrites the first one's entry
+    assert [p.name for p in (cache_env / "pages").glob("*.json")] == ["same.json"]
+    with client(cache_env, offline=True) as c:
+        assert one(c, second).from_cache
+        assert "not in the cache" in str(one(c, first).error)
+
+    blobs = BlobCache(cache_env, "metadata")
+    blobs.put("url-a\nsha-a", b"Name: a\n")
+    blobs.put("url-b\nsha-b", b"Name: b\n")
+    assert blobs.get("url-a\nsha-a") is None
+    assert blobs.get("url-b\nsha-b") == b"Name: b\n"
+
+    hashes = FileHashCache(cache_env)
+    a, b = tmp_path / "a.whl", tmp_path / "b.whl"
+    a.write_bytes(b"a")
+    b.write_bytes(b"b")
+    for path in (a, b, a):  # each lookup finds the other file's entry and recomputes
+        assert hashes.sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_missing_project_is_empty_not_an_error(log: IndexServer, cache_env: Path) -> None:
@@ -438,6 +488,104 @@ def test_server_ignoring_range_is_cut_off(log: IndexServer, cache_env: Path) -> 
         dist = next(f for f in page.files if f.filename == TORCH_WHEEL)
         with pytest.raises(IndexFetchError, match="ignores HTTP range requests"):
             c.get_metadata(dist)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "raw METADATA", "another key", "empty"])
+def test_damaged_metadata_entry_is_refetched(
+    log: IndexServer, cache_env: Path, damage: str
+) -> None:
+    with client(cache_env) as c:
+        dist = next(
+            f for f in one(c, f"{log.pypi_url}/torchvision/").files if f.filename == TV_WHEEL
+        )
+        requires = c.get_metadata(dist).get_all("Requires-Dist")
+    [entry] = (cache_env / "metadata").iterdir()
+    raw = entry.read_bytes()
+    metadata = log.metadata(TV_WHEEL)
+    assert raw.endswith(metadata)
+    key = raw[raw.index(b"\n") + 1 : -len(metadata)]
+    assert key == f"{dist.url}\n{dist.sha256}".encode()
+    entry.write_bytes(
+        {
+            "truncated": raw[:-1],
+            "raw METADATA": metadata,  # what torchup <= 0.1 stored
+            "another key": b"%d %d\n%s%s" % (len(key), len(metadata), key[::-1], metadata),
+            "empty": b"",
+        }[damage]
+    )
+    with (
+        client(cache_env, offline=True) as c,
+        pytest.raises(IndexFetchError, match="not in the cache"),
+    ):
+        c.get_metadata(dist)
+    with client(cache_env) as c:
+        assert c.get_metadata(dist).get_all("Requires-Dist") == requires
+    assert entry.read_bytes() == raw  # fetched again and stored again
+
+
+_EDGE_METADATA = [
+    b"Name: a\nRequires-Dist: x;\n  extra == 'y'\nrequires-dist: z\r\n\r\nBody: no\n",
+    b"From someone\nName: a\n:nameless\nX: 1\n\tfolded\nnot a field\nY: 2\n",
+    b" continuation first\nName: b\nVersion:1\rSummary:  padded \t\nFrom x\n",
+    b"",
+    b"\nName: after the blank line\n",
+]
+
+
+@pytest.mark.parametrize(
+    "data",
+    _EDGE_METADATA + [p.read_bytes() for p in sorted((DATA / "metadata").iterdir())],
+)
+def test_metadata_parser_reads_like_email(data: bytes) -> None:
+    import email.parser
+    import email.policy
+
+    expected = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
+        data, headersonly=True
+    )
+    meta = parse_metadata(data)
+    assert meta.items() == [(k, str(v)) for k, v in expected.items()]
+    for name in ("Requires-Dist", "requires-dist", "Name", "Provides-Extra"):
+        assert meta.get_all(name) == expected.get_all(name)
+        assert meta[name] == expected[name]
+        assert (name in meta) == (name in expected)
+
+
+def test_metadata_values_are_utf8() -> None:
+    meta = parse_metadata("Name: démo\nAuthor: Jürgen\n".encode())
+    assert meta["author"] == "Jürgen"
+    assert meta.get("Summary", "none") == "none"
+    assert meta.get_all("Summary", []) == []
+    assert list(meta) == ["Name", "Author"]
+    assert len(meta) == 2
+
+
+def test_warm_reads_need_no_hashlib_html_email_or_httpx(log: IndexServer, cache_env: Path) -> None:
+    """A warm plan reads pages and metadata from the cache without these imports."""
+    urls = [f"{log.torch_url}/cpu/torch/", f"{log.pypi_url}/torchvision/"]
+    with client(cache_env) as c:
+        _torch, tv = c.fetch_pages(urls)
+        dist = next(f for f in tv.files if f.filename == TV_WHEEL)
+        c.get_metadata(dist)
+    script = """if True:
+        import json, sys
+        from pathlib import Path
+        from torchup.index import IndexClient
+        from torchup.pages import DistFile
+        cache, urls, dist = json.loads(sys.argv[1])
+        with IndexClient(cache_dir=Path(cache)) as c:
+            assert all(r.from_cache for r in c.fetch_pages(urls))
+            assert c.get_metadata(DistFile(**dist)).get_all("Requires-Dist")
+        heavy = ["hashlib", "_hashlib", "ssl", "html.parser", "email", "httpx", "gzip",
+                 "concurrent.futures", "zipfile", "configparser", "urllib.request"]
+        print(json.dumps([m for m in heavy if m in sys.modules]))
+    """
+    fields = {"filename": dist.filename, "url": dist.url, "index": dist.index}
+    arg = json.dumps([str(cache_env), urls, {**fields, "hashes": dist.hashes}])
+    done = subprocess.run(
+        [sys.executable, "-c", script, arg], capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout) == []
 
 
 def test_offline_metadata_not_cached_is_an_error(log: IndexServer, cache_env: Path) -> None:

@@ -337,11 +337,23 @@ def test_variant_of() -> None:
     assert variant_of(dist("torch-2.5.1-cp311-cp311-manylinux1_x86_64.whl")) is None
     assert variant_of(dist("torch-2.0.0-1-cp39-cp39-manylinux2014_aarch64.whl")) is None
     assert variant_of(dist("not a wheel.whl", "xpu")) == "xpu"
+    assert variant_of(dist("not+a wheel.whl", "xpu")) == "xpu"
+    assert variant_of(dist("torch-2.5.1-cp311-cp311-linux_x86_64.whl", "cu124")) == "cu124"
     assert variant_of(dist("torchvision-0.20.1+cu124.tar.gz")) == "cu124"
+    assert variant_of(dist("torch-2.5.1+CU124-cp311-cp311-linux_x86_64.whl", "cpu")) == "cu124"
     assert (
         variant_dir_of_url("https://h/whl/nightly/cu126/torch-2.6.0.dev1-cp39-cp39-win_amd64.whl")
         == "cu126"
     )
+
+
+def test_hash_names_are_hashlibs_guaranteed_ones() -> None:
+    from torchup.pages import _HASH_NAMES
+
+    assert hashlib.algorithms_guaranteed == _HASH_NAMES
+    page = b'<a href="t-1.0-py3-none-any.whl#SHA3_256=AB">t</a><a href="u-1.0.tar.gz#foo=1">u</a>'
+    t, u = parse_project_page(page, "text/html", "https://h/simple/t/")
+    assert (t.hashes, u.hashes) == ({"sha3_256": "ab"}, {})
 
 
 # -- Hypothesis ----------------------------------------------------------------------

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -274,4 +277,28 @@ def test_windows_and_macos_locations(tmp_path: Path) -> None:
         tmp_path / "r" / "Library/Application Support/pip/pip.conf",
         tmp_path / ".pip" / "pip.conf",
         tmp_path / "Library/Application Support/pip/pip.conf",
+    ]
+
+
+def test_configparser_is_imported_only_to_read_a_file(tmp_path: Path) -> None:
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[install]\nindex-url = https://mirror.example/simple\n")
+    script = (
+        "import json, sys\n"
+        "from torchup.sources import pip_sources\n"
+        "out = []\n"
+        "for f in sys.argv[1:]:\n"
+        "    s = pip_sources(env={'PIP_CONFIG_FILE': f, 'HOME': f})\n"
+        "    out.append([s.index_url.url, 'configparser' in sys.modules])\n"
+        "print(json.dumps(out))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, os.devnull, str(conf)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout) == [
+        [PYPI_SIMPLE, False],
+        ["https://mirror.example/simple", True],
     ]

@@ -2,10 +2,16 @@
 
 Layout under the cache directory (``TORCHUP_CACHE_DIR`` or the platform default)::
 
-    pages/<sha256 of redacted URL>.json      parsed files + HTTP validators
-    pages/<sha256 of redacted URL>.body.gz   the page as received (to re-parse)
-    metadata/<sha256 of URL + file sha256>   a wheel's METADATA bytes (immutable)
-    filehashes/<sha256 of path>.json         sha256 of a local file by size + mtime
+    pages/<key of redacted URL>.json        parsed files + HTTP validators
+    pages/<key of redacted URL>.body.gz     the page as received (to re-parse)
+    metadata/<key of URL + file sha256>     a wheel's METADATA bytes (immutable)
+    filehashes/<key of path>.json           sha256 of a local file by size + mtime
+
+A ``<key>`` is 64 bits of zlib checksums (crc32 + adler32) of the text: not a
+cryptographic hash, so every entry also stores its full text (page URL, metadata key,
+file path) and one that does not match is treated as missing. This keeps ``hashlib``
+(and OpenSSL behind it) out of a warm run; files named by the sha256 of older
+torchup versions are simply never read again.
 
 Pages are stored *parsed* (a compact JSON list) so that a warm run never parses HTML:
 loading the torch page costs a ``json.loads``. Each entry records :data:`PARSER_VERSION`;
@@ -17,12 +23,12 @@ logged and never fail a fetch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,7 +50,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Layout version of a page entry.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 #: Bump whenever :func:`torchup.pages.parse_project_page` output changes.
 PARSER_VERSION = "1"
 
@@ -71,7 +77,13 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def _key(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """A file name for ``text``: 64 bits of checksum (see the module docstring).
+
+    >>> _key("https://pypi.org/simple/torch/")
+    'b2bf0135af3b0b3b'
+    """
+    data = text.encode("utf-8")
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
 def server_lifetime(headers: Mapping[str, str]) -> tuple[float | None, float]:
@@ -250,20 +262,32 @@ class PageCache:
 
 
 class BlobCache:
-    """Immutable byte blobs by key (wheel METADATA)."""
+    """Immutable byte blobs by key (wheel METADATA).
+
+    A file holds ``b"<key length> <data length>\\n<key><data>"``; both are checked on
+    read, so a file-name collision, a truncated or foreign (older) file reads as missing.
+    """
 
     def __init__(self, root: Path, name: str) -> None:
         self.root = root / name
 
     def get(self, key: str) -> bytes | None:
         try:
-            return (self.root / _key(key)).read_bytes()
+            raw = (self.root / _key(key)).read_bytes()
         except OSError:
             return None
+        want = key.encode("utf-8")
+        head, newline, rest = raw.partition(b"\n")
+        size = b"%d %d" % (len(want), len(rest) - len(want))
+        if newline and head == size and rest.startswith(want):
+            return rest[len(want) :]
+        log.debug("ignoring cache entry %s (not for %r, or damaged)", _key(key), key)
+        return None
 
     def put(self, key: str, data: bytes) -> None:
+        want = key.encode("utf-8")
         try:
-            atomic_write(self.root / _key(key), data)
+            atomic_write(self.root / _key(key), b"%d %d\n%s%s" % (len(want), len(data), want, data))
         except OSError as exc:
             log.warning("cannot write the cache under %s: %s", self.root, exc)
 
@@ -277,19 +301,26 @@ class FileHashCache:
     def sha256(self, path: Path) -> str:
         """Hash ``path`` (streamed, 1 MiB at a time) or return the cached digest."""
         st = path.stat()
-        entry = self.root / f"{_key(str(path.resolve()))}.json"
+        where = str(path.resolve())
+        entry = self.root / f"{_key(where)}.json"
         try:
             doc = json.loads(entry.read_bytes())
-            if doc["size"] == st.st_size and doc["mtime_ns"] == st.st_mtime_ns:
+            if (
+                doc["path"] == where
+                and doc["size"] == st.st_size
+                and doc["mtime_ns"] == st.st_mtime_ns
+            ):
                 return str(doc["sha256"])
         except (OSError, ValueError, KeyError, TypeError):
             pass
+        import hashlib  # only here: it loads OpenSSL, which a warm run never needs
+
         digest = hashlib.sha256()
         with path.open("rb") as fh:
             while chunk := fh.read(1 << 20):
                 digest.update(chunk)
         value = digest.hexdigest()
-        doc = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": value}
+        doc = {"path": where, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": value}
         try:
             atomic_write(entry, json.dumps(doc).encode("utf-8"))
         except OSError as exc:

@@ -42,10 +42,11 @@ from .pages import DIST_EXTENSIONS, DistFile, parse_project_page, redact, varian
 
 if TYPE_CHECKING:
     import ssl
-    from email.message import Message
     from types import TracebackType
 
     import httpx
+
+    from .metadata import CoreMetadata
 
 __all__ = [
     "ACCEPT",
@@ -588,8 +589,12 @@ class IndexClient:
             raise IndexFetchError(redact(url), "a range response without a usable Content-Range")
         return data, total
 
-    def get_metadata(self, dist: DistFile) -> Message:
-        """Core metadata of a wheel, without downloading it (see :mod:`torchup.metadata`)."""
+    def get_metadata(self, dist: DistFile) -> CoreMetadata:
+        """Core metadata of a wheel, without downloading it (see :mod:`torchup.metadata`).
+
+        The result reads like an ``email.message.Message``: ``get_all("Requires-Dist")``,
+        ``meta["Version"]``.
+        """
         from .metadata import fetch_metadata
 
         return fetch_metadata(self, dist)

@@ -15,22 +15,22 @@ In order of preference:
 
 The zip arithmetic is pure (:func:`central_directory_span`, :func:`parse_central_directory`,
 :func:`member_data`) over a ``read(start, length)`` callable.
+
+The result is a :class:`CoreMetadata`: the header fields of the METADATA file, read by
+:func:`parse_metadata` (a few lines of code instead of the ``email`` package, whose
+import alone costs more than a warm plan's whole metadata step). ``hashlib`` and
+``zipfile`` are imported only where a hash is checked or a local wheel is opened.
 """
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
-import hashlib
 import re
 import struct
-import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from email.message import Message
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar, overload
 from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name
@@ -41,6 +41,7 @@ from .pages import DistFile, redact
 
 __all__ = [
     "TAIL_BYTES",
+    "CoreMetadata",
     "MetadataFetcher",
     "ZipMember",
     "central_directory_span",
@@ -65,8 +66,15 @@ _EOCD64_LOCATOR = b"PK\x06\x07"
 _CENTRAL = b"PK\x01\x02"
 _LOCAL = b"PK\x03\x04"
 _METADATA_NAME = re.compile(r"[^/]+\.dist-info/METADATA")
+# zip compression methods (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+_STORED = 0
+_DEFLATED = 8
+# A header-block line as email.feedparser sees it: a field, a continuation, or an
+# mbox "From " line; anything else (the blank line first of all) ends the headers.
+_HEADER_LINE = re.compile(r"From |[\041-\071\073-\176]*:|[\t ]")
 
 Read = Callable[[int, int], bytes]
+_T = TypeVar("_T")
 
 
 class MetadataFetcher(Protocol):
@@ -206,9 +214,9 @@ def member_data(member: ZipMember, read: Read) -> bytes:
     if start + member.compressed_size > len(blob):
         blob += read(member.header_offset + len(blob), start + member.compressed_size - len(blob))
     raw = blob[start : start + member.compressed_size]
-    if member.method == zipfile.ZIP_STORED:
+    if member.method == _STORED:
         data = raw
-    elif member.method == zipfile.ZIP_DEFLATED:
+    elif member.method == _DEFLATED:
         try:
             inflater = zlib.decompressobj(-15)
             data = inflater.decompress(raw, MAX_METADATA + 1) + inflater.flush()
@@ -221,9 +229,90 @@ def member_data(member: ZipMember, read: Read) -> bytes:
     return data
 
 
-def parse_metadata(data: bytes) -> Message:
-    """Core metadata bytes -> headers (``msg.get_all("Requires-Dist")``...)."""
-    return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data, headersonly=True)
+class CoreMetadata:
+    """The header fields of a METADATA file, in order, names as written.
+
+    Reads like the ``email.message.Message`` it replaces: ``get_all(name)`` (``None``
+    when absent), ``get(name)`` / ``meta[name]`` (the first value, ``None`` when
+    absent), ``name in meta``; names compare case-insensitively.
+
+    >>> meta = parse_metadata(b"Name: demo\\nRequires-Dist: torch (==2.5.1)\\n\\nbody")
+    >>> meta["name"], meta.get_all("Requires-Dist"), meta.get_all("Provides-Extra")
+    ('demo', ['torch (==2.5.1)'], None)
+    """
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: Sequence[tuple[str, str]]) -> None:
+        self._fields = tuple(fields)
+
+    @overload
+    def get_all(self, name: str) -> list[str] | None: ...
+    @overload
+    def get_all(self, name: str, failobj: _T) -> list[str] | _T: ...
+    def get_all(self, name: str, failobj: object = None) -> object:
+        lowered = name.lower()
+        values = [v for k, v in self._fields if k.lower() == lowered]
+        return values or failobj
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+    @overload
+    def get(self, name: str, failobj: _T) -> str | _T: ...
+    def get(self, name: str, failobj: object = None) -> object:
+        lowered = name.lower()
+        return next((v for k, v in self._fields if k.lower() == lowered), failobj)
+
+    def __getitem__(self, name: str) -> str | None:
+        return self.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _v in self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._fields)
+
+    def __repr__(self) -> str:
+        return f"CoreMetadata({list(self._fields)!r})"
+
+
+def parse_metadata(data: bytes) -> CoreMetadata:
+    """Core metadata bytes -> its header fields (``meta.get_all("Requires-Dist")``...).
+
+    Follows ``email.parser.BytesParser(policy=compat32).parsebytes(data, headersonly=True)``
+    line for line: the headers end at the first line that is not a field (the blank
+    line); a continuation line (leading space or tab) is appended to its field as is;
+    mbox ``From `` lines and fields without a name are dropped. Values are decoded as
+    UTF-8 (the core metadata encoding) where ``email`` would keep undecoded bytes.
+    """
+    fields: list[tuple[str, str]] = []
+    name: str | None = None
+    parts: list[str] = []
+    for raw in data.splitlines(keepends=True):  # bytes: splits on \r\n, \r, \n only
+        line = raw.decode("utf-8", "replace")
+        if not _HEADER_LINE.match(line):
+            break
+        if line[0] in " \t":
+            if name is not None:
+                parts.append(line)
+            continue
+        if name is not None:
+            fields.append((name, "".join(parts).rstrip("\r\n")))
+            name = None
+        if line.startswith("From "):
+            continue
+        key, _, value = line.partition(":")
+        if key:
+            name, parts = key, [value.lstrip(" \t")]
+    if name is not None:
+        fields.append((name, "".join(parts).rstrip("\r\n")))
+    return CoreMetadata(fields)
 
 
 # -- fetching ------------------------------------------------------------------------
@@ -258,6 +347,8 @@ def remote_wheel_metadata(
 
 def local_metadata(path: Path, filename: str) -> bytes:
     """METADATA of a wheel on disk (reads the central directory and one member)."""
+    import zipfile
+
     try:
         with zipfile.ZipFile(path) as zf:
             name = pick_metadata_member(zf.namelist(), filename)
@@ -269,6 +360,8 @@ def local_metadata(path: Path, filename: str) -> bytes:
 
 
 def _check_hashes(url: str, data: bytes, expected: dict[str, str]) -> None:
+    import hashlib  # only here: it loads OpenSSL, which a warm run never needs
+
     for algorithm, digest in expected.items():
         if algorithm not in hashlib.algorithms_guaranteed:
             continue
@@ -282,8 +375,11 @@ def _check_hashes(url: str, data: bytes, expected: dict[str, str]) -> None:
             )
 
 
-def fetch_metadata(client: MetadataFetcher, dist: DistFile) -> Message:
+def fetch_metadata(client: MetadataFetcher, dist: DistFile) -> CoreMetadata:
     """Core metadata of ``dist`` (a wheel); see the module docstring for the order.
+
+    The cache keeps the METADATA bytes as received; a warm call reads one small file
+    and runs :func:`parse_metadata` on it.
 
     Raises :class:`IndexFetchError` when it cannot be read (offline and not cached,
     an sdist, a server ignoring ``Range``, a hash mismatch, a damaged archive).

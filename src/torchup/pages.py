@@ -21,12 +21,10 @@ built-in list of variants.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 import re
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit, urlunsplit
 
@@ -59,6 +57,12 @@ VARIANT_RE = re.compile(r"cu[0-9]+|rocm[0-9]+\.[0-9]+(?:\.[0-9]+)?|cpu|xpu")
 
 _SIMPLE_VERSIONED = re.compile(r"application/vnd\.pypi\.simple\.v(\d+)\+(json|html)")
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+#: ``hashlib.algorithms_guaranteed`` (the same in every CPython 3.6+), spelled out so
+#: that parsing never imports hashlib and OpenSSL with it.
+_HASH_NAMES = frozenset({
+    "blake2b", "blake2s", "md5", "sha1", "sha224", "sha256", "sha384", "sha512",
+    "sha3_224", "sha3_256", "sha3_384", "sha3_512", "shake_128", "shake_256",
+})  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,6 +197,8 @@ def variant_of(dist: DistFile) -> str | None:
     'cu124'
     >>> variant_of(DistFile(filename="torch-2.5.1-cp312-cp312-win_amd64.whl", url="u", index="i"))
     """
+    if "+" not in dist.filename:
+        return dist.variant_dir  # no local version label without a "+": skip the parse
     from packaging.utils import (
         InvalidSdistFilename,
         InvalidWheelFilename,
@@ -254,11 +260,14 @@ def _decode(content: bytes, content_type: str, url: str) -> str:
 # -- PEP 503 HTML --------------------------------------------------------------------
 
 
-class _LinkCollector(HTMLParser):
-    """Anchors (with attributes), ``<base href>``, the PEP 629 version meta tag."""
+class _LinkCollector:
+    """Anchors (with attributes), ``<base href>``, the PEP 629 version meta tag.
+
+    Fed by an ``html.parser.HTMLParser`` made in :func:`_collect` (imported there, as
+    only a page fetched or re-parsed needs it; a cached page is JSON).
+    """
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self.anchors: list[dict[str, str | None]] = []
         self.base_href: str | None = None
         self.api_version: str | None = None
@@ -287,21 +296,32 @@ class _LinkCollector(HTMLParser):
 
 
 def _collect(text: str, url: str) -> _LinkCollector:
-    parser = _LinkCollector()
+    from html.parser import HTMLParser
+
+    links = _LinkCollector()
+
+    class _Parser(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            links.handle_starttag(tag, attrs)
+
+        def handle_endtag(self, tag: str) -> None:
+            links.handle_endtag(tag)
+
+    parser = _Parser(convert_charrefs=True)
     parser.feed(text)
     # Whatever html.parser could not consume is an unfinished tag, and an anchor never
     # closed or an <html> never closed means the body stopped early: the page was cut.
-    truncated = "<" in parser.rawdata or parser.open_anchor
+    truncated = "<" in parser.rawdata or links.open_anchor
     parser.close()
-    if truncated or (parser.saw_html_open and not parser.saw_html_close):
+    if truncated or (links.saw_html_open and not links.saw_html_close):
         raise PageParseError(url, "the page ends in the middle of its HTML (truncated)")
-    if parser.api_version is not None:
-        major = parser.api_version.split(".", 1)[0]
+    if links.api_version is not None:
+        major = links.api_version.split(".", 1)[0]
         if major != "1":
             raise PageParseError(
-                url, f"the index declares API version {parser.api_version!r}; torchup reads 1.x"
+                url, f"the index declares API version {links.api_version!r}; torchup reads 1.x"
             )
-    return parser
+    return links
 
 
 def _is_dist(filename: str) -> bool:
@@ -311,7 +331,7 @@ def _is_dist(filename: str) -> bool:
 def _fragment_hashes(fragment: str) -> dict[str, str]:
     name, sep, value = fragment.partition("=")
     name = name.lower()
-    if sep and value and name in hashlib.algorithms_guaranteed:
+    if sep and value and name in _HASH_NAMES:
         return {name: value.lower()}
     return {}
 

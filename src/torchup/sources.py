@@ -23,18 +23,20 @@ mode, keyring and ``.netrc`` are not modelled.
 
 from __future__ import annotations
 
-import configparser
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from packaging.utils import canonicalize_name
 
 from .errors import TorchupError
 from .pages import VARIANT_RE, redact
+
+if TYPE_CHECKING:
+    import configparser
 
 __all__ = [
     "PYPI_SIMPLE",
@@ -193,6 +195,8 @@ def pip_config_files(
 def _read_config(path: Path) -> configparser.RawConfigParser | None:
     if not path.is_file():
         return None
+    import configparser  # only when there is a file to read
+
     parser = configparser.RawConfigParser()
     try:
         parser.read(path, encoding="utf-8")
