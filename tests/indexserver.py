@@ -322,6 +322,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
         headers = dict(headers or {})
         headers.setdefault("Content-Length", str(len(body)))
+        self._log(status, len(body))  # before replying: a test may look as soon as it has the reply
         try:
             self.send_response(status)
             for name, value in headers.items():
@@ -331,7 +332,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        self._log(status, len(body))
 
     def _log(self, status: int, size: int) -> None:
         self.owner._record(
@@ -507,11 +507,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(torch_html)))
             self.end_headers()
+            self._log(200, len(torch_html) // 2)
             self.wfile.write(torch_html[: len(torch_html) // 2])
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
-            self._log(200, len(torch_html) // 2)
         elif kind == "cut-html":
             cut = torch_html[: torch_html.index(b"<a ", len(torch_html) // 2) + 40]
             self._reply(200, cut, {"Content-Type": "text/html"})
