@@ -105,13 +105,19 @@ def check_url(url: str, trusted_hosts: Sequence[str] = ()) -> None:
     >>> check_url("http://127.0.0.1:8080/simple/")
     >>> check_url("http://mirror.example/simple/", ["mirror.example"])
     """
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError as exc:  # bad IPv6 brackets, a port that is not a number...
+        raise IndexFetchError(
+            redact(url), f"not a valid URL ({exc})", hint="check the index URL's spelling"
+        ) from None
     if scheme in ("https", "file"):
         return
     if scheme == "http":
-        host = (parts.hostname or "").lower()
-        hostport = f"{host}:{parts.port}" if parts.port else host
+        hostport = f"{host}:{port}" if port else host
         if host in LOOPBACK_HOSTS or host in trusted_hosts or hostport in trusted_hosts:
             return
         raise IndexFetchError(
