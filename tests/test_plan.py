@@ -239,6 +239,10 @@ def test_broken_interpreter_is_a_clear_failure(
 # -- the CLI: exit codes, one JSON document, no tracebacks --------------------------------
 
 
+def local_indexes(server: IndexServer) -> tuple[str, ...]:
+    return ("--torch-index-url", server.torch_url, "--index-url", server.pypi_url)
+
+
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "torchup", *args],
@@ -274,10 +278,7 @@ def test_plan_json_schema_is_pinned(index_server: IndexServer, env: dict[str, st
         pyenv("3.10"),
         "--backend",
         "cpu",
-        "--torch-index-url",
-        index_server.torch_url,
-        "--index-url",
-        index_server.pypi_url,
+        *local_indexes(index_server),
         "--json",
     )
     assert proc.returncode == 0, proc.stderr
@@ -497,10 +498,7 @@ def test_human_output_names_every_fact(index_server: IndexServer, env: dict[str,
         pyenv("3.10"),
         "--backend",
         "cpu",
-        "--torch-index-url",
-        index_server.torch_url,
-        "--index-url",
-        index_server.pypi_url,
+        *local_indexes(index_server),
     )
     assert proc.returncode == 1
     out = proc.stdout
@@ -519,3 +517,16 @@ def test_json_error_document_on_expected_failure(env: dict[str, str]) -> None:
     doc = json.loads(proc.stdout)
     assert doc["ok"] is False
     assert doc["error"]["type"] == "PythonNotFoundError"
+
+
+def test_extras_reach_every_install_command(index_server: IndexServer, env: dict[str, str]) -> None:
+    result = run_plan(
+        index_server, env, "torch[opt-einsum]==1.10.0", python=pyenv("3.10"), backend="pypi"
+    )
+    assert not result.ok
+    assert result.alternative_pythons
+    assert all("torch[opt-einsum]==1.10.0" in a.command for a in result.alternative_pythons)
+    ok = run_plan(
+        index_server, env, "torch[opt-einsum]==1.10.0", python=pyenv("3.9"), backend="pypi"
+    )
+    assert "torch[opt-einsum]==1.10.0" in ok.commands[0]

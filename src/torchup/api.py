@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -24,7 +23,7 @@ from . import companions
 from .backends import Backend, requested_backend, resolve_backend, variant_rule
 from .compat import Candidate, TargetTags, make_candidates, target_tags
 from .errors import InterpreterError, TorchupError, UsageError
-from .interpreters import Interpreter, default_interpreter, discover, select
+from .interpreters import Interpreter, default_interpreter, discover, is_version_spec, select
 from .pages import DistFile, redact
 from .plan import AltPython, Plan, build_plan, install_command, planned_package
 from .resolve import (
@@ -118,10 +117,8 @@ def _gather(
         except TorchupError as exc:
             got.pip_errors.append(exc.message)
             continue
-        for project in projects:
-            got.pip.setdefault(project, []).extend(
-                f for f in files if canonicalize_name(f.filename.split("-", 1)[0]) == project
-            )
+        for project in projects:  # make_candidates keeps each project's own files
+            got.pip.setdefault(project, []).extend(files)
     return got
 
 
@@ -276,7 +273,13 @@ def _alternatives(
             continue
         seen.add(key)
         packages = [planned_package(o) for o in outcomes]
-        cmd = install_command(py.executable, packages, variant_index=variant_index, sources=sources)
+        cmd = install_command(
+            py.executable,
+            packages,
+            variant_index=variant_index,
+            sources=sources,
+            requirements=reqs,
+        )
         alts.append(
             AltPython(
                 executable=py.executable,
@@ -317,7 +320,9 @@ def plan(
     # could install a request that does not fit this one.
     everything = cache(lambda: discover(env=env, cwd=cwd))
     if python:
-        py = select(python, env=env, cwd=cwd, found=everything() if _is_version(python) else None)
+        py = select(
+            python, env=env, cwd=cwd, found=everything() if is_version_spec(python) else None
+        )
     else:
         py = default_interpreter(env=env, cwd=cwd)
     if py.error:
@@ -435,11 +440,6 @@ def _offered(client: IndexClient, sources: Sources, variant: str) -> str:
         return f"the PyTorch index at {root} has {variant} builds, but none of these packages"
     listing = ", ".join(offered) or "none"
     return f"the PyTorch index at {root} offers no {variant} builds; it offers: {listing}"
-
-
-def _is_version(spec: str) -> bool:
-    """Whether ``--python SPEC`` names a version (``3.10``, ``3.13t``) rather than a path."""
-    return bool(re.fullmatch(r"[0-9]+(\.[0-9]+){0,2}t?", spec.strip()))
 
 
 def _age(seconds: float) -> str:

@@ -9,6 +9,7 @@ is usually read first, and stands in when metadata cannot be read. Sources are c
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,23 +23,36 @@ COMPANIONS: frozenset[NormalizedName] = frozenset(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Data:
+    pairs: dict[str, dict[Version, Version]]
+    torchvision_minor_offset: int
+    torchaudio_stable_abi_from: Version
+
+
 @lru_cache(maxsize=1)
-def _table() -> dict[str, dict[Version, Version]]:
+def _data() -> _Data:
     doc = json.loads((Path(__file__).parent / "data" / "companions.json").read_text("utf-8"))
-    table: dict[str, dict[Version, Version]] = {name: {} for name in COMPANIONS}
+    pairs: dict[str, dict[Version, Version]] = {name: {} for name in COMPANIONS}
     for row in doc["pairs"]:
         torch = Version(row["torch"])
         for name in COMPANIONS:
             if row.get(name):
-                table[name][torch] = Version(row[name])
-    return table
+                pairs[name][torch] = Version(row[name])
+    rules = doc["rules"]
+    return _Data(
+        pairs=pairs,
+        torchvision_minor_offset=int(rules["torchvision_minor_offset_2x"]),
+        torchaudio_stable_abi_from=Version(rules["torchaudio_stable_abi_from"]),
+    )
 
 
 def predicted(companion: str, torch: Version) -> Version | None:
     """The companion release the cited table pairs with ``torch`` (local label ignored).
 
-    Beyond the table, the documented rules apply: torchvision ``0.(minor+15).patch`` for
-    torch 2.x, and torchaudio 2.11.0 (stable ABI) for every torch from 2.11.
+    Beyond the table's rows, its documented rules apply: torchvision
+    ``0.(minor + offset).patch`` for torch 2.x, and the stable-ABI torchaudio for every
+    torch from that release on.
 
     >>> str(predicted("torchvision", Version("2.5.1+cpu")))
     '0.20.1'
@@ -47,13 +61,14 @@ def predicted(companion: str, torch: Version) -> Version | None:
     >>> str(predicted("torchaudio", Version("2.14.0")))
     '2.11.0'
     """
+    data = _data()
     name = canonicalize_name(companion)
     public = Version(torch.public)
-    row = _table().get(name, {}).get(public)
+    row = data.pairs.get(name, {}).get(public)
     if row is not None:
         return row
     if name == "torchvision" and public.major == 2:
-        return Version(f"0.{public.minor + 15}.{public.micro}")
-    if name == "torchaudio" and public >= Version("2.11"):
-        return Version("2.11.0")
+        return Version(f"0.{public.minor + data.torchvision_minor_offset}.{public.micro}")
+    if name == "torchaudio" and public >= data.torchaudio_stable_abi_from:
+        return data.torchaudio_stable_abi_from
     return None

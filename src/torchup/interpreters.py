@@ -324,6 +324,16 @@ def externally_managed(
 
 # --- selection --------------------------------------------------------------------
 
+
+def is_version_spec(spec: str) -> bool:
+    """Whether ``--python SPEC`` names a version (``3.10``, ``3.13t``, ``python3.9``).
+
+    >>> is_version_spec("3.13t"), is_version_spec("/usr/bin/python3")
+    (True, False)
+    """
+    return _VERSION_SPEC.fullmatch(spec.strip()) is not None
+
+
 _VERSION_SPEC = re.compile(
     r"(?:(?P<impl>python|cpython|pypy|py)-?)?(?P<ver>\d+(?:\.\d+){0,2})(?P<t>t)?", re.IGNORECASE
 )

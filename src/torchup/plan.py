@@ -6,7 +6,7 @@ CLI renders (``to_dict()`` is the ``--json`` document, schema pinned by a test).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,7 +152,7 @@ def install_command(
     *,
     variant_index: str | None,
     sources: Sources,
-    extras: Mapping[str, str] | None = None,
+    requirements: Sequence[Requirement] = (),
 ) -> tuple[str, ...]:
     """The target's own ``python -m pip install`` for ``packages``.
 
@@ -167,9 +167,13 @@ def install_command(
     >>> install_command("/py", [], variant_index=None, sources=s)
     ('/py', '-m', 'pip', 'install')
     """
-    extras = extras or {}
+    extras = {
+        canonicalize_name(r.name): f"[{','.join(sorted(r.extras))}]"
+        for r in requirements
+        if r.extras
+    }
     argv = [executable, "-m", "pip", "install"]
-    argv += [f"{p.name}{extras.get(p.name, '')}=={p.version}" for p in packages]
+    argv += [f"{p.name}{extras.get(canonicalize_name(p.name), '')}=={p.version}" for p in packages]
     # Credentials never appear in output; pip finds them in its keyring or netrc.
     variant_shown = redact(variant_index).rstrip("/") + "/" if variant_index else None
     uses_variant = variant_shown is not None and any(
@@ -211,11 +215,6 @@ def build_plan(
     """Assemble the plan from the outcomes of every requirement."""
     problems = tuple(o for o in outcomes if not o.ok)
     packages = tuple(planned_package(o) for o in outcomes if o.ok)
-    extras: dict[str, str] = {
-        canonicalize_name(r.name): f"[{','.join(sorted(r.extras))}]"
-        for r in requirements
-        if r.extras
-    }
     commands: tuple[tuple[str, ...], ...] = ()
     if not problems and packages:
         commands = (
@@ -224,7 +223,7 @@ def build_plan(
                 packages,
                 variant_index=variant_index,
                 sources=sources,
-                extras=extras,
+                requirements=requirements,
             ),
         )
     versions: list[str] = []
