@@ -530,3 +530,28 @@ def test_extras_reach_every_install_command(index_server: IndexServer, env: dict
         index_server, env, "torch[opt-einsum]==1.10.0", python=pyenv("3.9"), backend="pypi"
     )
     assert "torch[opt-einsum]==1.10.0" in ok.commands[0]
+
+
+@pytest.mark.parametrize("variant", ["cu121", "rocm6.2", "xpu"])
+def test_every_variant_kind_pairs_companions_from_the_same_directory(
+    index_server: IndexServer, env: dict[str, str], variant: str
+) -> None:
+    result = run_plan(
+        index_server,
+        env,
+        "torch==2.5.1",
+        "torchvision",
+        "torchaudio",
+        python=pyenv("3.10"),
+        backend=variant,
+    )
+    assert result.ok, result.problems
+    assert pins(result) == [
+        f"torch==2.5.1+{variant}",
+        f"torchvision==0.20.1+{variant}",
+        f"torchaudio==2.5.1+{variant}",
+    ]
+    assert {p.index for p in result.packages} == {
+        f"{index_server.torch_url}/{variant}/{name}/"
+        for name in ("torch", "torchvision", "torchaudio")
+    }
