@@ -35,6 +35,7 @@ import socket
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -181,7 +182,9 @@ class IndexServer:
         self._thread = threading.Thread(target=httpd.serve_forever, daemon=True)
 
     @classmethod
-    def start(cls) -> IndexServer:
+    def start(cls, *, exclude: Callable[[str, str, str], bool] | None = None) -> IndexServer:
+        """Start serving; ``exclude(project, variant, filename)`` drops PyTorch-index files
+        (an index where a companion is missing from one variant, say)."""
         httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         port = httpd.server_address[1]
         state = _State(base=f"http://127.0.0.1:{port}", other_host=f"http://localhost:{port}")
@@ -192,7 +195,11 @@ class IndexServer:
             state.pypi_html[project] = _FILES_HOST.sub(repl, html.decode()).encode()
             state.pypi_json[project] = _FILES_HOST.sub(repl, doc.decode()).encode()
         spec = json.loads(gzip.decompress((DATA / "torchindex.json.gz").read_bytes()))
-        state.torch_files = [(e["project"], e["variant"], e["filename"]) for e in spec["files"]]
+        state.torch_files = [
+            (e["project"], e["variant"], e["filename"])
+            for e in spec["files"]
+            if exclude is None or not exclude(e["project"], e["variant"], e["filename"])
+        ]
         server = cls(httpd, state)
         httpd.owner = server
         server._thread.start()

@@ -259,6 +259,8 @@ PLAN_KEYS = {
     "requirements",
     "python",
     "backend",
+    "accelerator",
+    "variants",
     "sources",
     "packages",
     "commands",

@@ -21,31 +21,22 @@ from packaging.version import Version
 
 from . import companions
 from .backends import Backend, requested_backend, resolve_backend, variant_rule
-from .compat import Candidate, TargetTags, make_candidates, target_tags
+from .compat import Candidate, make_candidates
 from .errors import InterpreterError, TorchupError, UsageError
+from .family import FAMILY, TORCH, HardwareChoice, resolve_family, resolve_on_hardware
 from .interpreters import Interpreter, default_interpreter, discover, is_version_spec, select
 from .pages import DistFile, redact
 from .plan import AltPython, Plan, build_plan, install_command, planned_package
-from .resolve import (
-    MetadataLookup,
-    Outcome,
-    VariantRule,
-    choose,
-    pair,
-    torch_requirement,
-)
+from .resolve import MetadataLookup, VariantRule
 from .sources import Sources, pip_sources, project_url, variant_project_url
 
 if TYPE_CHECKING:
+    from .accelerators import Accelerator
     from .index import IndexClient
 
 __all__ = ["parse_requirements", "plan", "pythons"]
 
 log = logging.getLogger(__name__)
-
-TORCH = canonicalize_name("torch")
-#: Packages built per accelerator variant; every other package is a plain dependency.
-FAMILY = frozenset({TORCH, *companions.COMPANIONS})
 
 
 def parse_requirements(texts: Sequence[str]) -> list[Requirement]:
@@ -91,13 +82,15 @@ class _Gathered:
 
 
 def _gather(
-    client: IndexClient, sources: Sources, backend: Backend, projects: Sequence[str]
+    client: IndexClient, sources: Sources, variants: Sequence[str], projects: Sequence[str]
 ) -> _Gathered:
+    """Read every page concurrently: each variant directory of the PyTorch index for the
+    torch family, pip's indexes for everything, then the find-links locations."""
     got = _Gathered()
     jobs: list[tuple[str, str, str]] = []  # (kind, project, url)
     for project in projects:
-        if backend.variant is not None and project in FAMILY:
-            url = variant_project_url(sources.torch_index_url.url, backend.variant, project)
+        for variant in variants if project in FAMILY else ():
+            url = variant_project_url(sources.torch_index_url.url, variant, project)
             jobs.append(("torch", project, url))
         for src in sources.index_urls():
             jobs.append(("pip", project, project_url(src.url, project)))
@@ -122,17 +115,19 @@ def _gather(
     return got
 
 
-def _candidates(got: _Gathered, project: str, backend: Backend) -> list[Candidate]:
+def _candidates(
+    got: _Gathered, project: str, *, torch_index: bool, labelled_only: bool
+) -> list[Candidate]:
     """Candidates for ``project``: the PyTorch index's first, then pip's; one per file name."""
     seen: set[str] = set()
     files: list[DistFile] = []
     pip_files = got.pip.get(project, [])
-    if backend.variant is not None and backend.name != "mps" and project in FAMILY:
+    if labelled_only and project in FAMILY:
         # Only a local label (+cpu) makes a file from pip's sources a variant build, so
         # unlabelled ones cannot be chosen; skipping them saves parsing ~1000 names.
         pip_files = [d for d in pip_files if "+" in d.filename]
     pools = [pip_files]
-    if backend.variant is not None:
+    if torch_index:
         pools.insert(0, got.torch_index.get(project, []))
     for pool in pools:
         for dist in pool:
@@ -143,90 +138,6 @@ def _candidates(got: _Gathered, project: str, backend: Backend) -> list[Candidat
     for dist, why in bad:
         log.info("skipping %s: %s", dist.filename, why)
     return cands
-
-
-def _label(py: Interpreter) -> str:
-    return f"Python {py.version}" + (" (free-threaded)" if py.free_threaded else "")
-
-
-def _resolve_all(
-    reqs: Sequence[Requirement],
-    cands: Mapping[NormalizedName, list[Candidate]],
-    py: Interpreter,
-    backend: Backend,
-    metadata: MetadataLookup,
-) -> list[Outcome]:
-    """Choose torch (and other packages) for ``py``, then pair the companions to torch."""
-    target: TargetTags = target_tags(py.tags, py.version)
-    rule = variant_rule(backend)
-    outcomes: list[Outcome] = []
-    torch_choice: Candidate | None = None
-    env = {**py.markers, "extra": ""}
-    reqs = [r for r in reqs if r.marker is None or r.marker.evaluate(env)]
-    reqs = [
-        _narrow_torch(r, reqs, cands=cands, target=target, rule=rule, metadata=metadata, py=py)
-        for r in reqs
-    ]
-    for req in reqs:
-        name = canonicalize_name(req.name)
-        pool = cands.get(name, [])
-        if name in companions.COMPANIONS and torch_choice is not None:
-            outcomes.append(
-                pair(
-                    req,
-                    pool,
-                    target,
-                    torch_choice,
-                    markers=py.markers,
-                    metadata=metadata,
-                    predicted=companions.predicted(name, torch_choice.version),
-                    label=_label(py),
-                )
-            )
-            continue
-        if name in companions.COMPANIONS:
-            continue  # torch itself failed; its problem explains this one too
-        outcome = choose(req, pool, target, rule if name in FAMILY else _any, label=_label(py))
-        outcomes.append(outcome)
-        if name == TORCH:
-            torch_choice = outcome.choice
-    return outcomes
-
-
-def _any(cand: Candidate) -> str | None:
-    """Variant rule for packages outside the torch family: any build will do."""
-    return None
-
-
-def _narrow_torch(
-    req: Requirement,
-    reqs: Sequence[Requirement],
-    *,
-    cands: Mapping[NormalizedName, list[Candidate]],
-    target: TargetTags,
-    rule: VariantRule,
-    metadata: MetadataLookup,
-    py: Interpreter,
-) -> Requirement:
-    """Give an unversioned torch the pin of a versioned companion, as pip's resolver would.
-
-    ``torchvision==0.20.1`` alone must plan torch 2.5.1, not the newest torch and then
-    fail to pair; the pin comes from that companion's own ``Requires-Dist: torch``.
-    """
-    if canonicalize_name(req.name) != TORCH or req.specifier:
-        return req
-    for other in reqs:
-        name = canonicalize_name(other.name)
-        if name not in companions.COMPANIONS or not other.specifier:
-            continue
-        pick = choose(other, cands.get(name, []), target, rule, label=_label(py)).choice
-        requires = metadata(pick) if pick is not None else None
-        treq = torch_requirement(requires or (), py.markers)
-        if treq is not None and treq.specifier:
-            narrowed = Requirement(str(req))
-            narrowed.specifier = treq.specifier
-            return narrowed
-    return req
 
 
 def _metadata_lookup(client: IndexClient) -> MetadataLookup:
@@ -251,9 +162,9 @@ def _alternatives(
     reqs: Sequence[Requirement],
     cands: Mapping[NormalizedName, list[Candidate]],
     target: Interpreter,
-    backend: Backend,
+    rule: VariantRule,
     metadata: MetadataLookup,
-    variant_index: str | None,
+    torch_root: str | None,
     sources: Sources,
     found: Sequence[Interpreter],
 ) -> list[AltPython]:
@@ -265,7 +176,7 @@ def _alternatives(
             continue
         if py.externally_managed:
             continue  # its pip refuses to install (PEP 668); suggesting it would mislead
-        outcomes = _resolve_all(reqs, cands, py, backend, metadata)
+        outcomes = resolve_family(reqs, cands, py, rule, metadata)
         if not outcomes or not all(o.ok for o in outcomes):
             continue
         key = (py.version, py.free_threaded)
@@ -273,6 +184,8 @@ def _alternatives(
             continue
         seen.add(key)
         packages = [planned_package(o) for o in outcomes]
+        variant = next((p.variant for p in packages if canonicalize_name(p.name) == TORCH), None)
+        variant_index = f"{torch_root}/{variant}" if torch_root and variant else None
         cmd = install_command(
             py.executable,
             packages,
@@ -302,14 +215,17 @@ def plan(
     extra_index_urls: Sequence[str] = (),
     find_links: Sequence[str] = (),
     offline: bool = False,
+    accelerator: Accelerator | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Plan:
     """Plan a PyTorch install for one Python, or explain why nothing fits.
 
-    Raises :class:`UsageError` for malformed input and :class:`TorchupError` subclasses
-    for failures that leave nothing to plan (interpreter broken, no source readable).
-    A request that cannot be met returns a plan with ``ok`` false and its problems.
+    With the ``auto`` backend the machine's accelerator is detected (or ``accelerator``
+    is used) and the newest build that runs on it is chosen. Raises
+    :class:`UsageError` for malformed input and :class:`TorchupError` subclasses for
+    failures that leave nothing to plan (interpreter broken, no source readable). A
+    request that cannot be met returns a plan with ``ok`` false and its problems.
     """
     from ._paths import cache_dir
     from .index import IndexClient
@@ -341,10 +257,21 @@ def plan(
         },
     )
     name, origin = requested_backend(backend, env)
-    chosen = resolve_backend(name, origin)
     on_apple = (
         py.markers.get("sys_platform") == "darwin" and py.markers.get("platform_machine") == "arm64"
     )
+    if name == "auto" and accelerator is None:
+        from .accelerators import detect
+
+        accelerator = detect(env=env)
+    accel = accelerator if name == "auto" else None
+    hardware = accel is not None and accel.kind in ("cuda", "rocm", "xpu")
+    if accel is not None and accel.kind == "mps" and on_apple:
+        chosen = Backend(name="mps", variant="cpu", source=f"{origin}: auto, {accel.describe()}")
+    elif accel is not None and not hardware:
+        chosen = Backend(name="cpu", variant="cpu", source=f"{origin}: auto, {accel.describe()}")
+    else:
+        chosen = resolve_backend(name, origin)
     if chosen.name == "mps" and not on_apple:
         raise UsageError(
             f"--backend mps needs macOS on Apple silicon; Python {py.version} at "
@@ -352,7 +279,7 @@ def plan(
             f"{py.markers.get('platform_machine')}",
             hint="use --backend auto, cpu, cuXYZ, rocmX.Y or xpu here",
         )
-    warnings: list[str] = []
+    warnings: list[str] = list(accel.warnings) if accel is not None else []
     projects = list(dict.fromkeys(canonicalize_name(r.name) for r in reqs))
 
     with IndexClient(
@@ -362,9 +289,20 @@ def plan(
         # pip's own CA bundle setting (cert / PIP_CERT), so torchup trusts what pip trusts
         verify=sources.cert.url if sources.cert else True,
     ) as client:
-        got = _gather(client, sources, chosen, projects)
+        variants: list[str] = [chosen.variant] if chosen.variant else []
+        root_error: str | None = None
+        if hardware and accel is not None:
+            try:
+                offered = client.variants(sources.torch_index_url.url)
+            except TorchupError as exc:
+                offered, root_error = (), exc.message
+            variants = [v for v in offered if _kind_of(v) == accel.kind]
+            variants.append("cpu")
+        got = _gather(client, sources, variants if root_error is None else [], projects)
+        if root_error is not None:
+            got.torch_index_errors.append(root_error)
         reachable = any(got.torch_index.get(p) for p in projects) or not got.torch_index_errors
-        if chosen.variant is not None and not reachable:
+        if (hardware or chosen.variant is not None) and not reachable:
             why = got.torch_index_errors[0]
             if name == "auto":
                 warnings.append(
@@ -374,12 +312,14 @@ def plan(
                 chosen = Backend(
                     name="pypi", variant=None, source=f"{origin}: auto, PyTorch index unreachable"
                 )
+                hardware = False
             else:
                 warnings.append(
                     f"the PyTorch index could not be read ({why}); using pip's sources only"
                 )
         if (
             chosen.variant is not None
+            and not hardware
             and reachable
             and not any(got.torch_index.get(p) for p in projects)
         ):
@@ -392,9 +332,32 @@ def plan(
                 f"offline: planned from cached pages up to {_age(got.oldest_cache_age)} old"
             )
 
-        cands = {p: _candidates(got, p, chosen) for p in projects}
+        variant_backend = hardware or chosen.variant is not None
+        cands = {
+            p: _candidates(
+                got,
+                p,
+                torch_index=variant_backend,
+                labelled_only=variant_backend and chosen.name != "mps",
+            )
+            for p in projects
+        }
         metadata = _metadata_lookup(client)
-        outcomes = _resolve_all(reqs, cands, py, chosen, metadata)
+        hw: HardwareChoice | None = None
+        if hardware and accel is not None:
+            hw = resolve_on_hardware(reqs, cands, py, accel, metadata)
+            rule = hw.rule
+            outcomes = hw.outcomes
+            warnings += hw.warnings
+            picked = hw.variant or ("cpu" if hw.fell_back_to_cpu else None)
+            chosen = Backend(
+                name=picked or accel.kind,
+                variant=picked,
+                source=f"{origin}: auto, {accel.describe()}",
+            )
+        else:
+            rule = variant_rule(chosen)
+            outcomes = resolve_family(reqs, cands, py, rule, metadata)
         if not outcomes:
             raise TorchupError(
                 f"no requirement applies to Python {py.version}: their markers exclude it",
@@ -411,9 +374,9 @@ def plan(
                 reqs=reqs,
                 cands=cands,
                 target=py,
-                backend=chosen,
+                rule=rule,
                 metadata=metadata,
-                variant_index=variant_index,
+                torch_root=(sources.torch_index_url.url.rstrip("/") if variant_backend else None),
                 sources=sources,
                 found=everything(),
             )
@@ -426,7 +389,18 @@ def plan(
         variant_index=variant_index,
         alternative_pythons=alts,
         warnings=warnings,
+        accelerator=accel,
+        release=hw.release if hw is not None else None,
+        verdicts=hw.verdicts if hw is not None else (),
     )
+
+
+def _kind_of(variant: str) -> str:
+    if variant.startswith("cu"):
+        return "cuda"
+    if variant.startswith("rocm"):
+        return "rocm"
+    return variant
 
 
 def _offered(client: IndexClient, sources: Sources, variant: str) -> str:

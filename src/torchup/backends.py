@@ -68,9 +68,7 @@ def resolve_backend(name: str, source: str) -> Backend:
     directory, whose macOS wheels are the MPS builds.
     """
     if name == "auto":
-        return Backend(
-            name="cpu", variant="cpu", source=f"{source}: auto (no accelerator detection yet)"
-        )
+        return Backend(name="cpu", variant="cpu", source=f"{source}: auto")
     if name == "pypi":
         return Backend(name="pypi", variant=None, source=source)
     if name == "mps":

@@ -48,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--tags", action="store_true", help="also print each Python's wheel tags")
 
+    p = sub.add_parser(
+        "detect", help="show the accelerator found (NVIDIA, AMD, Intel, Apple or none)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="log more (repeatable)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only warnings")
+
     p = sub.add_parser("plan", help="choose the torch files for a Python, or explain why none fit")
     _common(p)
     p.add_argument(
@@ -101,6 +108,23 @@ def _cmd_pythons(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from .accelerators import detect
+    from .backends import requested_backend
+    from .render import render_accelerator
+
+    accel = detect()
+    backend = requested_backend(None, os.environ)
+    if args.json:
+        doc = {"schema": 1, "backend": {"name": backend[0], "source": backend[1]}}
+        _emit_json({**doc, **accel.to_dict()})
+    elif not args.quiet:
+        print(render_accelerator(accel, backend))
+    for warning in accel.warnings:
+        print(f"torchup: warning: {warning}", file=sys.stderr)
+    return 0
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from .api import plan
     from .render import render_plan
@@ -124,7 +148,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-_COMMANDS = {"pythons": _cmd_pythons, "plan": _cmd_plan}
+_COMMANDS = {"pythons": _cmd_pythons, "detect": _cmd_detect, "plan": _cmd_plan}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

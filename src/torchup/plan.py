@@ -13,11 +13,13 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from .accelerators import Accelerator
 from .backends import Backend
 from .interpreters import Interpreter
 from .pages import redact
 from .resolve import Outcome
 from .sources import Sources
+from .variants import Verdict
 
 __all__ = [
     "SCHEMA",
@@ -96,6 +98,9 @@ class Plan:
     alternative_pythons: tuple[AltPython, ...] = ()
     warnings: tuple[str, ...] = ()
     requirements: tuple[str, ...] = field(default=())
+    accelerator: Accelerator | None = None
+    release: str | None = None
+    verdicts: tuple[Verdict, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -116,6 +121,11 @@ class Plan:
                 "source": py.source,
             },
             "backend": self.backend.to_dict(),
+            "accelerator": self.accelerator.to_dict() if self.accelerator else None,
+            "variants": {
+                "torch": self.release,
+                "verdicts": [v.to_dict() for v in self.verdicts],
+            },
             "sources": self.sources.to_dict(),
             "packages": [p.to_dict() for p in self.packages],
             "commands": [list(c) for c in self.commands],
@@ -211,6 +221,9 @@ def build_plan(
     variant_index: str | None,
     alternative_pythons: Sequence[AltPython] = (),
     warnings: Sequence[str] = (),
+    accelerator: Accelerator | None = None,
+    release: str | None = None,
+    verdicts: Sequence[Verdict] = (),
 ) -> Plan:
     """Assemble the plan from the outcomes of every requirement."""
     problems = tuple(o for o in outcomes if not o.ok)
@@ -238,6 +251,9 @@ def build_plan(
         problems=problems,
         alternative_versions=tuple(versions),
         alternative_pythons=tuple(alternative_pythons),
-        warnings=tuple(warnings),
+        warnings=tuple(dict.fromkeys(warnings)),
         requirements=tuple(str(r) for r in requirements),
+        accelerator=accelerator,
+        release=release,
+        verdicts=tuple(verdicts),
     )

@@ -6,12 +6,13 @@ import shlex
 from collections import defaultdict
 from collections.abc import Sequence
 
+from .accelerators import Accelerator
 from .interpreters import Interpreter
 from .pages import redact
 from .plan import Plan
 from .resolve import Outcome, Rejection
 
-__all__ = ["render_plan", "render_pythons"]
+__all__ = ["render_accelerator", "render_plan", "render_pythons"]
 
 _EXAMPLES = 2
 
@@ -48,12 +49,26 @@ def render_plan(plan: Plan) -> str:
         f"python   {_python_line(plan.python)}",
         f"backend  {plan.backend.name}  ({plan.backend.source})",
     ]
+    if plan.accelerator is not None:
+        out.append(f"hardware {plan.accelerator.describe()}")
     src = plan.sources
-    listed = [src.torch_index_url] if plan.backend.variant else []
+    listed = [src.torch_index_url] if plan.backend.name != "pypi" else []
     listed += [*src.index_urls(), *src.find_links]
     read = [f"{redact(s.url)} ({s.origin})" for s in listed]
     out.append("sources  " + ("\n         ".join(read) if read else "(none)"))
     out.append("")
+    if plan.verdicts:
+        chosen = plan.backend.variant if plan.ok else None
+        out.append(f"builds of torch {plan.release} on this hardware:")
+        vwidth = max(len(v.variant) for v in plan.verdicts)
+        for v in plan.verdicts:
+            if v.ok and v.minor_compat:
+                why = "runs only through CUDA minor-version compatibility"
+            else:
+                why = "runs" if v.ok else v.reason
+            mark = "  <- chosen" if v.variant == chosen else ""
+            out.append(f"  {v.variant:<{vwidth}}  {why}{mark}")
+        out.append("")
     width = max((len(p.name) for p in plan.packages), default=0)
     for p in plan.packages:
         out.append(f"  {p.name:<{width}}  {p.version}  {p.filename}")
@@ -99,3 +114,27 @@ def render_pythons(pythons: Sequence[Interpreter]) -> str:
         cells = [row[i].ljust(widths[i]) for i in range(4)]
         lines.append("  ".join([*cells, row[4]]).rstrip())
     return "\n".join(lines)
+
+
+def render_accelerator(accel: Accelerator, backend: tuple[str, str] | None = None) -> str:
+    """What detection found, each fact with its source, and every probe tried."""
+    out = [f"accelerator  {accel.kind}  ({accel.source})"]
+    if backend is not None and backend[0] != "auto":
+        out.append(f"backend      {backend[0]} ({backend[1]}; plan uses it instead of detection)")
+    if accel.kind == "cuda":
+        out.append(
+            f"driver       {accel.driver or 'unknown'}  ({accel.driver_source or 'not found'})"
+        )
+        if accel.cuda:
+            out.append(f"cuda         {accel.cuda} (highest CUDA the driver supports)")
+    if accel.kind == "rocm":
+        out.append(f"rocm         {accel.rocm or 'unknown'}  ({accel.rocm_source or 'not found'})")
+    for gpu in accel.gpus:
+        memory = f"  {gpu.memory_mib} MiB" if gpu.memory_mib else ""
+        out.append(f"gpu {gpu.index:<8} {gpu.name}  {gpu.sm}{memory}  ({gpu.source})")
+    for key, value in accel.visible_devices:
+        out.append(f"visible      {key}={value!r}")
+    out.append("probes")
+    for step in accel.steps:
+        out.append(f"  {step.probe:<22} {'ok' if step.ok else 'no'}  {step.detail}")
+    return "\n".join(out)
