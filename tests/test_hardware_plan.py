@@ -74,7 +74,7 @@ def test_gtx_1080_ti_gets_cu126_and_every_rejection_says_why(
         "cu129": "no kernels for sm_61 (NVIDIA GeForce GTX 1080 Ti)",
         "cu128": "no kernels for sm_61 (NVIDIA GeForce GTX 1080 Ti)",
         "cu126": "ok",
-        "cpu": "CPU only; this machine has cuda GPUs",
+        "cpu": "CPU only; this machine has NVIDIA GPUs",
     }
     (command,) = result.commands
     assert command[command.index("--index-url") + 1] == f"{index_server.torch_url}/cu126"
@@ -154,7 +154,7 @@ def test_mixed_gpus_take_the_build_that_covers_all_or_explain(
         "cu129": "no kernels for sm_61 (NVIDIA GeForce GTX 1080 Ti)",
         "cu128": "no kernels for sm_61 (NVIDIA GeForce GTX 1080 Ti)",
         "cu126": "no kernels for sm_120 (NVIDIA GeForce RTX 5090)",
-        "cpu": "CPU only; this machine has cuda GPUs",
+        "cpu": "CPU only; this machine has NVIDIA GPUs",
     }
 
 

@@ -49,8 +49,6 @@ def render_plan(plan: Plan) -> str:
         f"python   {_python_line(plan.python)}",
         f"backend  {plan.backend.name}  ({plan.backend.source})",
     ]
-    if plan.accelerator is not None:
-        out.append(f"hardware {plan.accelerator.describe()}")
     src = plan.sources
     listed = [src.torch_index_url] if plan.backend.name != "pypi" else []
     listed += [*src.index_urls(), *src.find_links]

@@ -262,6 +262,9 @@ class Verdict:
         }
 
 
+_VENDOR = {"cuda": "NVIDIA", "rocm": "AMD", "xpu": "Intel"}
+
+
 def _gpu_label(gpu: Gpu) -> str:
     return f"{gpu.sm} ({gpu.name})"
 
@@ -275,7 +278,10 @@ def judge(variant: str, release: Version, accel: Accelerator, platform: str) -> 
         if kind in ("cpu", "mps"):
             return Verdict(variant="cpu", release=rel, ok=True)
         return Verdict(
-            variant="cpu", release=rel, ok=False, reason=f"CPU only; this machine has {kind} GPUs"
+            variant="cpu",
+            release=rel,
+            ok=False,
+            reason=f"CPU only; this machine has {_VENDOR.get(kind, kind)} GPUs",
         )
     if variant == "xpu":
         ok = kind == "xpu"
