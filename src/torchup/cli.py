@@ -13,10 +13,11 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import TorchupError
+from .errors import TorchupError, UsageError
 
 __all__ = ["main"]
 
@@ -57,6 +58,41 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="choose the torch files for a Python, or explain why none fit")
     _common(p)
+    _plan_options(p)
+
+    p = sub.add_parser(
+        "install", help="create or update an environment with a verified PyTorch, all or nothing"
+    )
+    _common(p)
+    _plan_options(p)
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--venv", metavar="PATH", help="the venv to install into (created if missing)"
+    )
+    where.add_argument("--conda-env", metavar="NAME", help="an existing conda env (its own pip)")
+    where.add_argument(
+        "--system",
+        action="store_true",
+        help="install into the Python itself, even when it is externally managed (PEP 668)",
+    )
+    p.add_argument(
+        "--installer",
+        choices=("auto", "uv", "pip"),
+        default="auto",
+        help="uv where available (auto), or the target's own pip",
+    )
+    p.add_argument("--dry-run", action="store_true", help="show what would run; change nothing")
+    p.add_argument(
+        "--no-verify", action="store_true", help="skip running torch in the result (not advised)"
+    )
+
+    p = sub.add_parser("verify", help="run torch in an environment and check it works here")
+    _common(p)
+    p.add_argument("--venv", metavar="PATH", help="the venv to check (instead of --python)")
+    return parser
+
+
+def _plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "requirements",
         nargs="*",
@@ -84,7 +120,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--offline", action="store_true", help="plan from the cache only; say how old it is"
     )
-    return parser
 
 
 def _emit_json(doc: dict[str, Any]) -> None:
@@ -148,7 +183,65 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-_COMMANDS = {"pythons": _cmd_pythons, "detect": _cmd_detect, "plan": _cmd_plan}
+def _cmd_install(args: argparse.Namespace) -> int:
+    from .installing import install
+    from .render import render_install
+
+    result = install(
+        args.requirements,
+        python=args.python,
+        venv=args.venv,
+        conda_env=args.conda_env,
+        system=args.system,
+        installer=args.installer,
+        backend=args.backend,
+        dry_run=args.dry_run,
+        verify=not args.no_verify,
+        torch_index_url=args.torch_index_url,
+        index_url=args.index_url,
+        extra_index_urls=args.extra_index_url,
+        find_links=args.find_links,
+        offline=args.offline,
+        echo=not args.json and not args.quiet,
+    )
+    if args.json:
+        _emit_json(result.to_dict())
+    else:
+        print(render_install(result))
+    for warning in result.plan.warnings:
+        print(f"torchup: warning: {warning}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .envs import venv_python
+    from .interpreters import default_interpreter, select
+    from .render import render_verify
+    from .verify import verify
+
+    if args.venv and args.python:
+        raise UsageError("--venv and --python name different targets", hint="pass one of them")
+    if args.venv:
+        python = str(venv_python(Path(args.venv)))
+    elif args.python:
+        python = select(args.python).executable
+    else:
+        python = default_interpreter().executable
+    report = verify(python)
+    if args.json:
+        _emit_json(report.to_dict())
+    else:
+        print(render_verify(report))
+    return 0 if report.ok else 1
+
+
+_COMMANDS = {
+    "pythons": _cmd_pythons,
+    "detect": _cmd_detect,
+    "plan": _cmd_plan,
+    "install": _cmd_install,
+    "verify": _cmd_verify,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .accelerators import Accelerator
 from .interpreters import Interpreter
@@ -12,7 +13,17 @@ from .pages import redact
 from .plan import Plan
 from .resolve import Outcome, Rejection
 
-__all__ = ["render_accelerator", "render_plan", "render_pythons"]
+__all__ = [
+    "render_accelerator",
+    "render_install",
+    "render_plan",
+    "render_pythons",
+    "render_verify",
+]
+
+if TYPE_CHECKING:
+    from .installing import InstallResult
+    from .verify import VerifyReport
 
 _EXAMPLES = 2
 
@@ -135,4 +146,42 @@ def render_accelerator(accel: Accelerator, backend: tuple[str, str] | None = Non
     out.append("probes")
     for step in accel.steps:
         out.append(f"  {step.probe:<22} {'ok' if step.ok else 'no'}  {step.detail}")
+    return "\n".join(out)
+
+
+def render_verify(report: VerifyReport) -> str:
+    """One line per check: status, id, detail, time; then the fixes."""
+    build = ", ".join(f"{k} {v}" for k, v in report.build.items() if v) or "CPU"
+    out = [f"python  {report.python}", f"torch   {report.torch or 'not importable'}  ({build})"]
+    width = max((len(c.id) for c in report.checks), default=0)
+    for c in report.checks:
+        took = f"  {c.seconds * 1000:.0f} ms" if c.seconds is not None else ""
+        out.append(f"  {c.status:<4}  {c.id:<{width}}  {c.detail}{took}")
+    fixes = [c.fix for c in report.checks if c.fix and c.status != "pass"]
+    if fixes:
+        out.append("fix:")
+        out += [f"  {f}" for f in dict.fromkeys(fixes)]
+    out.append("verified" if report.ok else "verification FAILED")
+    return "\n".join(out)
+
+
+def render_install(result: InstallResult) -> str:
+    """The plan, the commands run (or that would run), the verification, and how to
+    activate the environment."""
+    t = result.target
+    out = [f"target   {t.kind} {t.path}  ({t.source}{'' if t.exists else ', new'})"]
+    out.append(f"via      {result.installer.name}  ({result.installer.source})")
+    out.append(f"python   chosen as {result.python_source}")
+    out.append(render_plan(result.plan))
+    if result.commands:
+        out.append("")
+        out.append("would run:" if result.dry_run else "ran:")
+        out += [f"  {shlex.join(c)}" for c in result.commands]
+    if result.verify is not None:
+        out += ["", render_verify(result.verify)]
+    out += ["", result.message]
+    if result.ok and result.activation:
+        out.append("activate it with:")
+        width = max(len(k) for k in result.activation)
+        out += [f"  {k:<{width}}  {v}" for k, v in result.activation.items()]
     return "\n".join(out)

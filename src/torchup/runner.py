@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .errors import RunnerError
 
-__all__ = ["Completed", "clean_env", "run"]
+__all__ = ["Completed", "clean_env", "run", "stream"]
 
 # Variables that leak the calling interpreter's state into a target interpreter
 # (PYTHONHOME/PYTHONPATH point at the wrong stdlib; __PYVENV_LAUNCHER__ is macOS's
@@ -93,3 +93,48 @@ def run(
             output=proc.stdout + proc.stderr,
         )
     return done
+
+
+def stream(
+    cmd: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 3600.0,
+    echo: bool = True,
+) -> Completed:
+    """Run ``cmd`` showing its output live on our stderr (progress bars included) and
+    keep it for error messages. stdout stays free for ``--json``.
+
+    Ctrl-C stops the child before the :class:`KeyboardInterrupt` propagates. Raises
+    :class:`RunnerError` when the program is missing or runs past ``timeout``.
+    """
+    import subprocess
+    import sys
+    import time
+
+    argv = tuple(str(part) for part in cmd)
+    try:
+        proc = subprocess.Popen(
+            argv, env=clean_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+    except OSError as exc:
+        raise RunnerError(f"cannot run {argv[0]!r}: {exc.strerror or exc}", cmd=argv) from exc
+    assert proc.stdout is not None
+    kept = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while chunk := proc.stdout.read1(65536):  # type: ignore[attr-defined]  # a BufferedReader
+            kept += chunk
+            del kept[:-65536]
+            if echo:
+                sys.stderr.buffer.write(chunk)
+                sys.stderr.flush()
+            if time.monotonic() > deadline:
+                raise RunnerError(f"{argv[0]!r} did not finish within {timeout:g} s", cmd=argv)
+        returncode = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    text = kept.decode("utf-8", errors="replace")
+    return Completed(cmd=argv, returncode=returncode, stdout=text, stderr="")

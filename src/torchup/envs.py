@@ -1,0 +1,306 @@
+"""Where an install goes, and how it is made all-or-nothing. Edge module (filesystem).
+
+:func:`resolve_target` decides the environment: ``--venv PATH``, ``--conda-env NAME``,
+``--system``, else the active ``VIRTUAL_ENV`` / ``CONDA_PREFIX``, else ``./.venv``.
+
+:class:`Staging` makes the change atomic from the user's point of view:
+
+- a **new** venv is created at a hidden sibling path, installed into and verified
+  there, then its paths are rewritten and it is renamed into place;
+- an **existing** venv is copied aside with hard links (cheap, even for GBs of torch),
+  the copy is installed into and verified, then the two are swapped by renames. The
+  original is never written to, so a failure, Ctrl-C or a kill leaves it as it was;
+- a conda env or a system Python (``--system``) cannot be copied (their files embed
+  their prefix), so their ``site-packages`` is copied aside with hard links before an
+  in-place install and restored from that copy when install or verify fails.
+
+Leftovers of a killed run (``.<name>.torchup-*``) are removed by the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .errors import UsageError
+
+__all__ = ["Staging", "Target", "activation", "resolve_target"]
+
+log = logging.getLogger(__name__)
+
+TargetKind = Literal["venv", "conda", "system"]
+_MARK = ".torchup-"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """The environment an install goes to. ``exists`` is false for a venv torchup
+    will create; ``source`` says how it was chosen."""
+
+    kind: TargetKind
+    path: Path
+    exists: bool
+    source: str
+    executable: str | None = None  # the target's python, when it exists
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "path": str(self.path),
+            "exists": self.exists,
+            "source": self.source,
+        }
+
+
+def venv_python(prefix: Path) -> Path:
+    """The interpreter of a venv or conda prefix."""
+    if os.name == "nt":
+        for candidate in (prefix / "Scripts" / "python.exe", prefix / "python.exe"):
+            if candidate.exists():
+                return candidate
+        return prefix / "Scripts" / "python.exe"
+    return prefix / "bin" / "python"
+
+
+def is_venv(path: Path) -> bool:
+    return (path / "pyvenv.cfg").is_file()
+
+
+def is_conda(path: Path) -> bool:
+    return (path / "conda-meta").is_dir()
+
+
+def resolve_target(
+    *,
+    venv: str | None,
+    conda_env: Path | None,
+    system: bool,
+    env: Mapping[str, str],
+    cwd: Path,
+) -> Target:
+    """Decide the target environment. Raises :class:`UsageError` for contradictions."""
+    chosen = [
+        flag
+        for flag, on in (("--venv", venv), ("--conda-env", conda_env), ("--system", system))
+        if on
+    ]
+    if len(chosen) > 1:
+        raise UsageError(
+            f"{' and '.join(chosen)} name different targets", hint="pass only one of them"
+        )
+    if venv:
+        path = (cwd / venv).resolve() if not Path(venv).is_absolute() else Path(venv)
+        return _venv_target(path, "--venv")
+    if conda_env is not None:
+        return Target(
+            kind="conda",
+            path=conda_env,
+            exists=True,
+            source="--conda-env",
+            executable=str(venv_python(conda_env)),
+        )
+    if system:
+        return Target(kind="system", path=Path("/"), exists=True, source="--system")
+    if env.get("VIRTUAL_ENV"):
+        return _venv_target(Path(env["VIRTUAL_ENV"]), "VIRTUAL_ENV")
+    if env.get("CONDA_PREFIX"):
+        prefix = Path(env["CONDA_PREFIX"])
+        return Target(
+            kind="conda",
+            path=prefix,
+            exists=True,
+            source="CONDA_PREFIX",
+            executable=str(venv_python(prefix)),
+        )
+    return _venv_target(cwd / ".venv", "default ./.venv")
+
+
+def _venv_target(path: Path, source: str) -> Target:
+    if path.exists() and not is_venv(path):
+        if is_conda(path):
+            return Target(
+                kind="conda",
+                path=path,
+                exists=True,
+                source=source,
+                executable=str(venv_python(path)),
+            )
+        raise UsageError(
+            f"{path} exists and is not a virtual environment (no pyvenv.cfg)",
+            hint="pass --venv with a new or existing venv path; torchup never replaces "
+            "a directory it did not create",
+        )
+    exists = path.exists()
+    return Target(
+        kind="venv",
+        path=path,
+        exists=exists,
+        source=source,
+        executable=str(venv_python(path)) if exists else None,
+    )
+
+
+def _sibling(path: Path, what: str) -> Path:
+    return path.parent / f".{path.name}{_MARK}{what}-{secrets.token_hex(4)}"
+
+
+def clean_leftovers(path: Path) -> list[Path]:
+    """Remove what a killed run left beside ``path`` (``.NAME.torchup-*``)."""
+    removed = []
+    for stale in path.parent.glob(f".{path.name}{_MARK}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+        removed.append(stale)
+    return removed
+
+
+def _link_copy(src: Path, dst: Path) -> None:
+    """Copy a tree with hard links (symlinks kept as links); falls back to copies
+    across file systems."""
+
+    def link(s: str, d: str) -> None:
+        try:
+            os.link(s, d)
+        except OSError:
+            shutil.copy2(s, d)
+
+    shutil.copytree(src, dst, symlinks=True, copy_function=link)
+
+
+def _rewrite_prefix(root: Path, old: str, new: str) -> None:
+    """Rewrite ``old`` to ``new`` in the text files of a venv that embed its path
+    (script shebangs, activate scripts, pyvenv.cfg). Files are replaced, not edited in
+    place, so a hard-linked original is never touched."""
+    candidates = [root / "pyvenv.cfg"]
+    for scripts in ("bin", "Scripts"):
+        folder = root / scripts
+        if folder.is_dir():
+            candidates += [p for p in folder.iterdir() if p.is_file() and not p.is_symlink()]
+    needle = old.encode()
+    for path in candidates:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if needle not in data or b"\0" in data[:4096]:
+            continue
+        fresh = path.with_name(path.name + _MARK + "tmp")
+        fresh.write_bytes(data.replace(needle, new.encode()))
+        shutil.copymode(path, fresh)
+        os.replace(fresh, path)
+
+
+class Staging:
+    """An all-or-nothing change to ``target``; use as a context manager.
+
+    ``work`` is the prefix to install into. Call :meth:`commit` after install and
+    verify succeed; leaving the block without it (an error, Ctrl-C) undoes everything.
+    """
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.committed = False
+        self._backup: Path | None = None
+        path = target.path
+        if target.kind == "venv":
+            self.work = _sibling(path, "new" if not target.exists else "copy")
+        else:
+            self.work = path
+
+    def __enter__(self) -> Staging:
+        if self.target.kind == "venv":
+            clean_leftovers(self.target.path)
+        if self.target.kind == "venv" and self.target.exists:
+            log.info("copying %s aside (hard links) to install into", self.target.path)
+            _link_copy(self.target.path, self.work)
+        elif self.target.kind != "venv":
+            self._backup_site_packages()
+        return self
+
+    def _backup_site_packages(self) -> None:
+        site = _site_packages(self.target)
+        if site is None:
+            return
+        self._backup = _sibling(site, "backup")
+        log.info("snapshotting %s", site)
+        _link_copy(site, self._backup)
+
+    @property
+    def python(self) -> Path:
+        return (
+            venv_python(self.work)
+            if self.target.kind == "venv"
+            else Path(self.target.executable or "")
+        )
+
+    def commit(self) -> None:
+        """Put the staged environment in place."""
+        path = self.target.path
+        if self.target.kind == "venv":
+            _rewrite_prefix(self.work, str(self.work), str(path))
+            if self.target.exists:
+                old = _sibling(path, "old")
+                os.replace(path, old)
+                os.replace(self.work, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(self.work, path)
+        elif self._backup is not None:
+            shutil.rmtree(self._backup, ignore_errors=True)
+        self.committed = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.committed:
+            return
+        if self.target.kind == "venv":
+            shutil.rmtree(self.work, ignore_errors=True)
+            return
+        if self._backup is not None:
+            site = _site_packages(self.target)
+            assert site is not None
+            log.warning("restoring %s from its snapshot", site)
+            trash = _sibling(site, "failed")
+            os.replace(site, trash)
+            os.replace(self._backup, site)
+            shutil.rmtree(trash, ignore_errors=True)
+
+
+def _site_packages(target: Target) -> Path | None:
+    if target.executable is None:
+        return None
+    from .runner import run
+
+    done = run(
+        [target.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        timeout=30,
+    )
+    site = Path(done.stdout.strip())
+    return site if site.is_dir() else None
+
+
+def activation(prefix: Path, system: str | None = None) -> dict[str, str]:
+    """How to activate and deactivate the environment, per shell."""
+    import sys
+
+    if is_conda(prefix) and not is_venv(prefix):
+        return {"conda": f"conda activate {prefix}", "deactivate": "conda deactivate"}
+    if (system or sys.platform) == "win32":
+        scripts = prefix / "Scripts"
+        return {
+            "PowerShell": f"{scripts / 'Activate.ps1'}",
+            "cmd": f"{scripts / 'activate.bat'}",
+            "bash": f"source {(scripts / 'activate').as_posix()}",
+            "deactivate": "deactivate",
+        }
+    bin_dir = prefix / "bin"
+    return {
+        "bash/zsh": f"source {bin_dir / 'activate'}",
+        "fish": f"source {bin_dir / 'activate.fish'}",
+        "PowerShell": f"& {bin_dir / 'Activate.ps1'}",
+        "deactivate": "deactivate",
+    }

@@ -1,0 +1,310 @@
+"""``torchup install``: plan, stage, install, verify, and only then put in place.
+
+The order of events, each step able to stop the whole without leaving anything half
+done (see :mod:`torchup.envs`):
+
+1. decide the target (``--venv`` / ``--conda-env`` / ``--system`` / active env /
+   ``./.venv``) and its Python; for a new venv without ``--python``, the newest Python
+   on the machine whose plan succeeds;
+2. plan; a request that cannot be met stops here, having created nothing;
+3. stage: a new venv is created aside, an existing one copied aside (hard links), a
+   conda env or system Python snapshotted;
+4. install the torch family pinned with hashes, then let the installer resolve their
+   dependencies from the plan's sources (:mod:`torchup.installers`);
+5. verify by running torch in the staged environment; any failure undoes step 3.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from . import envs
+from .errors import RunnerError, TorchupError, UsageError
+from .installers import InstallerChoice, choose_installer, install_commands
+from .plan import Plan
+
+__all__ = ["InstallResult", "install"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstallResult:
+    """What ``install`` did (or, with ``dry_run``, would do)."""
+
+    ok: bool
+    target: envs.Target
+    plan: Plan
+    installer: InstallerChoice
+    python_source: str
+    commands: tuple[tuple[str, ...], ...] = ()
+    dry_run: bool = False
+    verify: Any = None  # a torchup.verify.VerifyReport when verification ran
+    message: str = ""
+    activation: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": 1,
+            "ok": self.ok,
+            "dry_run": self.dry_run,
+            "target": self.target.to_dict(),
+            "python_source": self.python_source,
+            "installer": {"name": self.installer.name, "source": self.installer.source},
+            "plan": self.plan.to_dict(),
+            "commands": [list(c) for c in self.commands],
+            "verify": self.verify.to_dict() if self.verify is not None else None,
+            "message": self.message,
+            "activation": dict(self.activation),
+        }
+
+
+def _pick_python(
+    requirements: Sequence[str], plan_kw: Mapping[str, Any], env: Mapping[str, str], cwd: Path
+) -> tuple[Plan, str]:
+    """The newest Python on this machine whose plan succeeds (base interpreters only)."""
+    from packaging.version import Version
+
+    from .api import plan
+    from .interpreters import discover
+
+    found = [
+        py
+        for py in discover(env=env, cwd=cwd)
+        if not py.error
+        and py.kind not in ("venv", "conda")
+        and not py.externally_managed
+        and not py.free_threaded
+    ]
+    found.sort(key=lambda py: Version(py.version), reverse=True)
+    first: Plan | None = None
+    for py in found:
+        result = plan(requirements, python=py.executable, env=env, cwd=cwd, **plan_kw)
+        if result.ok:
+            return (
+                result,
+                f"the newest Python on this machine that can install the request ({py.version})",
+            )
+        first = first or result
+    if first is None:
+        raise TorchupError(
+            "no usable Python found on this machine to create a venv from",
+            hint="install one (e.g. `uv python install 3.12`) or pass --python",
+        )
+    return first, "the newest Python on this machine (nothing fits any of them)"
+
+
+def _extras(reqs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for text in reqs:
+        req = Requirement(text)
+        if req.extras:
+            out[canonicalize_name(req.name)] = f"[{','.join(sorted(req.extras))}]"
+    return out
+
+
+def install(
+    requirements: Sequence[str] = ("torch",),
+    *,
+    python: str | None = None,
+    venv: str | None = None,
+    conda_env: str | None = None,
+    system: bool = False,
+    installer: str = "auto",
+    backend: str | None = None,
+    dry_run: bool = False,
+    verify: bool = True,
+    torch_index_url: str | None = None,
+    index_url: str | None = None,
+    extra_index_urls: Sequence[str] = (),
+    find_links: Sequence[str] = (),
+    offline: bool = False,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    echo: bool = True,
+) -> InstallResult:
+    """Install a verified PyTorch into the target environment, all or nothing.
+
+    Returns a result with ``ok`` false when the request cannot be met (nothing was
+    created) or when install or verification failed (everything was undone). Raises
+    :class:`UsageError` for contradictory or unsafe requests (an externally managed
+    Python without ``system``) and :class:`TorchupError` for other expected failures.
+    """
+    from .api import plan
+    from .interpreters import select
+
+    env = dict(os.environ) if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    choice = choose_installer(installer, env)
+    conda_prefix: Path | None = None
+    if conda_env:
+        conda_py = select(conda_env, env=env, cwd=cwd)
+        conda_prefix = Path(conda_py.prefix)
+    target = envs.resolve_target(venv=venv, conda_env=conda_prefix, system=system, env=env, cwd=cwd)
+    plan_kw: dict[str, Any] = {
+        "backend": backend,
+        "torch_index_url": torch_index_url,
+        "index_url": index_url,
+        "extra_index_urls": tuple(extra_index_urls),
+        "find_links": tuple(find_links),
+        "offline": offline,
+    }
+    if target.exists and target.kind != "system":
+        assert target.executable is not None
+        result = plan(requirements, python=target.executable, env=env, cwd=cwd, **plan_kw)
+        python_source = f"the {target.kind} at {target.path} ({target.source})"
+        if python and result.python.version != select(python, env=env, cwd=cwd).version:
+            raise UsageError(
+                f"{target.path} uses Python {result.python.version}, not the one --python "
+                f"{python!r} names",
+                hint="pass --venv with a new path to create a venv from that Python",
+            )
+    elif python or target.kind == "system":
+        result = plan(requirements, python=python, env=env, cwd=cwd, **plan_kw)
+        python_source = f"--python {python}" if python else "the default Python"
+    else:
+        result, python_source = _pick_python(requirements, plan_kw, env, cwd)
+    py = result.python
+    if target.kind == "system":
+        target = envs.Target(
+            kind="system",
+            path=Path(py.prefix or "/"),
+            exists=True,
+            source="--system",
+            executable=py.executable,
+        )
+    elif py.externally_managed:
+        raise UsageError(
+            f"Python {py.version} at {py.executable} is externally managed (PEP 668); "
+            "installing into it could break the system's packages",
+            hint="install into a venv (the default: ./.venv), or pass --system if you mean it",
+        )
+
+    def outcome(
+        ok: bool,
+        message: str,
+        commands: tuple[tuple[str, ...], ...] = (),
+        *,
+        dry: bool = False,
+        report: Any = None,
+    ) -> InstallResult:
+        return InstallResult(
+            ok=ok,
+            target=target,
+            plan=result,
+            installer=choice,
+            python_source=python_source,
+            commands=commands,
+            dry_run=dry,
+            verify=report,
+            message=message,
+            activation=envs.activation(target.path) if ok and target.kind != "system" else {},
+        )
+
+    if not result.ok:
+        return outcome(False, "nothing fits this Python; nothing was created or changed")
+    # The command list, as it will run (staging paths shown as the final target).
+    variant_index = _variant_index(result)
+    with tempfile.TemporaryDirectory(prefix="torchup-") as tmp:
+        hashes = Path(tmp) / "torch-family.txt"
+        staging = envs.Staging(target)
+        text, steps = _commands(choice, staging, result, variant_index, hashes, requirements)
+        shown = tuple(
+            tuple(str(a).replace(str(staging.work), str(target.path)) for a in c) for c in steps
+        )
+        if dry_run:
+            return outcome(True, "dry run: nothing was created or changed", shown, dry=True)
+        hashes.write_text(text)
+        with staging:
+            for argv in steps:
+                done = _run_step(argv, env, echo)
+                if done is not None:
+                    return outcome(False, f"{done}; nothing was changed", shown)
+            report = None
+            if verify:
+                from .verify import verify as run_verify
+
+                report = run_verify(str(staging.python), accelerator=result.accelerator, env=env)
+                if not report.ok:
+                    failed = "; ".join(
+                        f"{c.id}: {c.detail}" for c in report.checks if c.status == "fail"
+                    )
+                    return outcome(
+                        False,
+                        f"verification failed ({failed}); everything was undone",
+                        shown,
+                        report=report,
+                    )
+            staging.commit()
+    return outcome(True, f"installed into {target.path}", shown, report=report)
+
+
+def _variant_index(result: Plan) -> str | None:
+    torch = next((p for p in result.packages if p.name == "torch"), None)
+    if torch is None or torch.variant is None or result.backend.name == "pypi":
+        return None
+    root = result.sources.torch_index_url.url.rstrip("/")
+    return f"{root}/{torch.variant}" if torch.index.startswith(root) else None
+
+
+def _commands(  # noqa: PLR0917 (private, called once)
+    choice: InstallerChoice,
+    staging: envs.Staging,
+    result: Plan,
+    variant_index: str | None,
+    hashes: Path,
+    requirements: Sequence[str],
+) -> tuple[str, list[tuple[str, ...]]]:
+    """The hash-pinned requirements text and the commands to run, in order."""
+    target = staging.target
+    steps: list[tuple[str, ...]] = []
+    if target.kind == "venv" and not target.exists:
+        base = result.python.executable
+        if choice.name == "uv":
+            assert choice.uv is not None
+            create: tuple[str, ...] = (
+                choice.uv,
+                "venv",
+                "--quiet",
+                "--python",
+                base,
+                str(staging.work),
+            )
+        else:
+            create = (base, "-m", "venv", str(staging.work))
+        steps.append(create)
+    python = str(staging.python)
+    first, second, text = install_commands(
+        choice,
+        python,
+        result.packages,
+        sources=result.sources,
+        variant_index=variant_index,
+        hashes_file=hashes,
+        extras=_extras(requirements),
+        break_system_packages=target.kind == "system" and result.python.externally_managed,
+    )
+    return text, [*steps, first, second]
+
+
+def _run_step(argv: Sequence[str], env: Mapping[str, str], echo: bool) -> str | None:
+    """Run one step; return what went wrong, or ``None``."""
+    from .runner import stream
+
+    try:
+        done = stream(argv, env=env, echo=echo)
+    except RunnerError as exc:
+        return exc.message
+    if done.returncode != 0:
+        tail = [ln for ln in done.stdout.strip().splitlines() if ln.strip()][-3:]
+        return f"{Path(argv[0]).name} exited with status {done.returncode}: " + " / ".join(tail)
+    return None

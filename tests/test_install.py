@@ -1,0 +1,310 @@
+"""``torchup install`` end to end: real venvs, real uv and pip, the real CPU torch
+2.13.0 wheel from pip's configured find-links folder, and the local index server's
+small generated wheels for what must fail.
+
+Every source is local (the machine's file:// mirrors and /opt/wheels, the server on
+127.0.0.1): nothing is downloaded from the internet, and never a CUDA torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from indexserver import IndexServer
+from test_plan import pyenv
+
+WHEELS = Path("/opt/wheels")
+MIRRORS = ("file:///opt/pypi/simple", "file:///opt/pypi-more/simple")
+REAL_TORCH = "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
+UNREACHABLE = "http://127.0.0.1:9/whl"  # nothing listens: the PyTorch index "is down"
+
+needs_local_torch = pytest.mark.skipif(
+    not (WHEELS / REAL_TORCH).is_file() or not Path("/opt/pypi/simple").is_dir(),
+    reason="needs the machine's local CPU torch wheel and package mirrors",
+)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """No internet index: pip and uv read only the machine's local mirrors."""
+    conf = tmp_path / "pip.conf"
+    conf.write_text(
+        f"[global]\nindex-url = {MIRRORS[0]}\nextra-index-url = {MIRRORS[1]}\n"
+        f"find-links = {WHEELS}\n"
+    )
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path / "home"),
+        "PYENV_ROOT": os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv")),
+        "PIP_CONFIG_FILE": str(conf),
+        "TORCHUP_CACHE_DIR": str(tmp_path / "cache"),
+        "TORCHUP_GPU_ARCHS": "none",
+        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+        "PIP_CACHE_DIR": str(tmp_path / "pip-cache"),
+    }
+
+
+def torchup(
+    env: dict[str, str], cwd: Path, *args: str, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "torchup", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def freeze(python: Path) -> str:
+    return subprocess.run(
+        [str(python), "-m", "pip", "freeze", "--all"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": os.environ["PATH"], "PIP_CONFIG_FILE": os.devnull},
+    ).stdout
+
+
+def siblings(path: Path) -> list[str]:
+    return sorted(p.name for p in path.parent.iterdir() if p.name.startswith(f".{path.name}"))
+
+
+@needs_local_torch
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_fresh_venv_with_real_torch_verified(
+    tmp_path: Path, env: dict[str, str], installer: str
+) -> None:
+    work = tmp_path / "project"
+    work.mkdir()
+    proc = torchup(
+        env,
+        work,
+        "install",
+        "torch==2.13.0",
+        "--python",
+        pyenv("3.11"),
+        "--backend",
+        "cpu",
+        "--torch-index-url",
+        UNREACHABLE,
+        "--installer",
+        installer,
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] is True
+    assert doc["target"] == {
+        "kind": "venv",
+        "path": str(work / ".venv"),
+        "exists": False,
+        "source": "default ./.venv",
+    }
+    assert doc["installer"]["name"] == installer
+    checks = {c["id"]: c["status"] for c in doc["verify"]["checks"]}
+    assert checks["import-torch"] == "pass"
+    assert checks["tensor-op"] == "pass"
+    assert checks["autograd"] == "pass"
+    assert doc["verify"]["torch"]["version"] == "2.13.0+cpu"
+    # hash-pinned first step, from the find-links file
+    first = next(c for c in doc["commands"] if "--require-hashes" in c)
+    assert "--no-deps" in first
+    # the venv works where it was moved to: the interpreter and a console script
+    python = work / ".venv" / "bin" / "python"
+    out = subprocess.run(
+        [str(python), "-c", "import torch; print(torch.__version__, torch.ones(2).sum().item())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.split() == ["2.13.0+cpu", "2.0"]
+    torchrun = work / ".venv" / "bin" / "torchrun"
+    assert torchrun.read_text().splitlines()[0] == f"#!{python}"
+    assert siblings(work / ".venv") == []
+    assert "source " + str(work / ".venv" / "bin" / "activate") in doc["activation"]["bash/zsh"]
+
+
+def test_an_impossible_request_creates_nothing(tmp_path: Path, env: dict[str, str]) -> None:
+    work = tmp_path / "project"
+    work.mkdir()
+    proc = torchup(
+        env, work, "install", "torch==1.10.0", "--python", pyenv("3.11"), "--backend", "pypi"
+    )
+    assert proc.returncode == 1
+    assert "nothing fits" in proc.stdout
+    assert "nothing was created or changed" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    assert list(work.iterdir()) == []
+
+
+def test_dry_run_shows_the_commands_and_changes_nothing(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer
+) -> None:
+    work = tmp_path / "project"
+    work.mkdir()
+    proc = torchup(
+        env,
+        work,
+        "install",
+        "torch==2.8.0",
+        "torchvision",
+        "--python",
+        pyenv("3.11"),
+        "--backend",
+        "cu126",
+        "--torch-index-url",
+        index_server.torch_url,
+        "--installer",
+        "pip",
+        "--dry-run",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["dry_run"] is True
+    create, first, second = doc["commands"]
+    assert create == [pyenv("3.11"), "-m", "venv", str(work / ".venv")]
+    assert first[:4] == [str(work / ".venv/bin/python"), "-m", "pip", "install"]
+    assert first[first.index("--index-url") + 1] == f"{index_server.torch_url}/cu126"
+    assert second[4:6] == ["torch==2.8.0+cu126", "torchvision==0.23.0+cu126"]
+    assert list(work.iterdir()) == []
+
+
+def test_not_a_venv_is_never_touched(tmp_path: Path, env: dict[str, str]) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "keep.txt").write_text("mine")
+    proc = torchup(env, tmp_path, "install", "torch", "--venv", "data", "--dry-run")
+    assert proc.returncode == 2
+    assert "is not a virtual environment" in proc.stderr
+    assert (tmp_path / "data" / "keep.txt").read_text() == "mine"
+
+
+def test_system_python_needs_the_flag_and_then_breaks_system_packages_explicitly(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer
+) -> None:
+    system = Path("/usr/bin/python3")
+    if not (system.parent.parent / "lib").glob("python3*/EXTERNALLY-MANAGED"):
+        pytest.skip("no externally managed system Python here")
+    proc = torchup(
+        env,
+        tmp_path,
+        "install",
+        "torch==2.8.0",
+        "--python",
+        str(system),
+        "--system",
+        "--backend",
+        "cpu",
+        "--torch-index-url",
+        index_server.torch_url,
+        "--installer",
+        "pip",
+        "--dry-run",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    if doc["plan"]["python"]["executable"] != str(system):
+        pytest.skip("the system Python resolved elsewhere")
+    assert all("--break-system-packages" in c for c in doc["commands"])
+
+
+def existing_venv(path: Path) -> Path:
+    subprocess.run([pyenv("3.11"), "-m", "venv", "--without-pip", str(path)], check=True)
+    site = next((path / "lib").glob("python3.*/site-packages"))
+    dist = site / "marker-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: marker\nVersion: 1.0\n")
+    (dist / "RECORD").write_text("")
+    (site / "marker.py").write_text("VALUE = 1\n")
+    return path / "bin" / "python"
+
+
+def listing(path: Path) -> set[str]:
+    return {str(p.relative_to(path)) for p in path.rglob("*") if "__pycache__" not in p.parts}
+
+
+def test_failed_verification_in_an_existing_venv_changes_nothing(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer
+) -> None:
+    venv = tmp_path / "env"
+    python = existing_venv(venv)
+    before = listing(venv)
+    # The index's generated torch is a stand-in that installs but is not torch.
+    proc = torchup(
+        env,
+        tmp_path,
+        "install",
+        "torch==2.8.0",
+        "--venv",
+        str(venv),
+        "--backend",
+        "cpu",
+        "--torch-index-url",
+        index_server.torch_url,
+        "--installer",
+        "uv",
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "verification failed" in proc.stdout
+    assert "everything was undone" in proc.stdout
+    assert listing(venv) == before
+    assert siblings(venv) == []
+    assert subprocess.run([str(python), "-c", "import marker"], check=False).returncode == 0
+
+
+def test_an_install_killed_midway_leaves_the_environment_intact(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer
+) -> None:
+    venv = tmp_path / "env"
+    existing_venv(venv)
+    before = listing(venv)
+    args = [
+        sys.executable, "-m", "torchup", "install", "torch==2.8.0", "--venv", str(venv),
+        "--backend", "cpu", "--torch-index-url", index_server.torch_url, "--installer", "uv",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        args,
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not siblings(venv) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert siblings(venv), "the copy aside never appeared"
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)  # torchup and the installer it started, as a
+    proc.wait()  # closed terminal or an OOM kill of the group would
+    assert listing(venv) == before
+    # the next run clears what the killed one left
+    again = torchup(
+        env,
+        tmp_path,
+        "install",
+        "torch==2.8.0",
+        "--venv",
+        str(venv),
+        "--backend",
+        "cpu",
+        "--torch-index-url",
+        index_server.torch_url,
+        "--installer",
+        "uv",
+    )
+    assert again.returncode == 1  # the stand-in torch fails verification again
+    assert siblings(venv) == []
+    assert listing(venv) == before
