@@ -308,3 +308,59 @@ def test_an_install_killed_midway_leaves_the_environment_intact(
     assert again.returncode == 1  # the stand-in torch fails verification again
     assert siblings(venv) == []
     assert listing(venv) == before
+
+
+def test_without_python_the_newest_python_that_can_install_the_request_is_chosen(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer
+) -> None:
+    pyenv("3.9")
+    proc = torchup(
+        env,
+        tmp_path,
+        "install",
+        "torch==1.10.0",
+        "--backend",
+        "cpu",
+        "--torch-index-url",
+        index_server.torch_url,
+        "--installer",
+        "pip",
+        "--dry-run",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["plan"]["python"]["version"] == "3.9.18"
+    assert doc["python_source"] == (
+        "the newest Python on this machine that can install the request (3.9.18)"
+    )
+    assert doc["commands"][0][:3] == [pyenv("3.9"), "-m", "venv"]
+
+
+@needs_local_torch
+def test_ctrl_c_stops_cleanly_and_undoes_everything(tmp_path: Path, env: dict[str, str]) -> None:
+    work = tmp_path / "project"
+    work.mkdir()
+    args = [
+        sys.executable, "-m", "torchup", "install", "torch==2.13.0", "--python", pyenv("3.11"),
+        "--backend", "cpu", "--torch-index-url", UNREACHABLE, "--installer", "pip",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        args,
+        env=env,
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not siblings(work / ".venv") and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # inside the install
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends to the group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "torchup: interrupted" in err
+    assert "Traceback" not in err
+    assert list(work.iterdir()) == []

@@ -189,6 +189,13 @@ def install(
             hint="install into a venv (the default: ./.venv), or pass --system if you mean it",
         )
 
+    why_pip = (
+        "conda env: installing with its own pip, since the pytorch conda channel's last "
+        "release was torch 2.5 (pytorch/pytorch#138506). "
+        if target.kind == "conda"
+        else ""
+    )
+
     def outcome(
         ok: bool,
         message: str,
@@ -206,7 +213,7 @@ def install(
             commands=commands,
             dry_run=dry,
             verify=report,
-            message=message,
+            message=why_pip + message,
             activation=envs.activation(target.path) if ok and target.kind != "system" else {},
         )
 
