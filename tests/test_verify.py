@@ -17,7 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -95,8 +95,12 @@ def env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def torch_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CPython 3.11 venv with the real CPU torch, installed offline; its python."""
+def torch_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A CPython 3.11 venv with the real CPU torch, installed offline; its python.
+
+    The installer's cache (~750 MB) goes once the install is done and the venv at the
+    end of the session, so old pytest temp dirs do not pile up gigabytes.
+    """
     if not PYTHON311.exists() or _torch_wheel() is None or not LOCAL_INDEX.is_dir():
         pytest.skip("needs CPython 3.11.7, the torch 2.13.0+cpu wheel and the local index")
     root = tmp_path_factory.mktemp("verify")
@@ -125,8 +129,10 @@ def torch_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
             TORCH_PIN,
         ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    shutil.rmtree(root / "uv-cache", ignore_errors=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return venv / "bin" / "python"
+    yield venv / "bin" / "python"
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -16,22 +16,37 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "Accelerator",
+    "InstallResult",
     "Interpreter",
     "Plan",
     "TorchupError",
     "UsageError",
+    "VerifyReport",
     "__version__",
+    "detect",
+    "install",
     "plan",
     "pythons",
+    "verify",
 ]
 
 if TYPE_CHECKING:
+    from .accelerators import Accelerator, detect
     from .api import plan, pythons
     from .errors import TorchupError, UsageError
+    from .installing import InstallResult, install
     from .interpreters import Interpreter
     from .plan import Plan
+    from .verify import VerifyReport, verify
 
 _LAZY = {
+    "Accelerator": "accelerators",
+    "detect": "accelerators",
+    "InstallResult": "installing",
+    "install": "installing",
+    "VerifyReport": "verify",
+    "verify": "verify",
     "plan": "api",
     "pythons": "api",
     "Interpreter": "interpreters",
