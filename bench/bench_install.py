@@ -1,0 +1,133 @@
+"""Benchmark ``torchup install`` and ``torchup verify`` against bare uv and pip.
+
+Same machine, same run, same wheel (the CPU torch 2.13.0 in pip's find-links folder),
+same local package mirrors, a fresh venv for every run; results as ratios in
+docs/benchmarks-install.md. Targets (issue 4): within 1.2x of bare uv, within 1.05x of
+bare pip. ``torchup install`` is timed with ``--no-verify`` against the bare installs
+(which verify nothing), and ``torchup verify`` against a bare ``import torch``.
+
+    python bench/bench_install.py [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+UV = shutil.which("uv", path=str(BIN)) or shutil.which("uv")
+PY = str(sorted(Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")).glob(
+    "versions/3.11.*/bin/python"))[-1])  # fmt: skip
+WHEELS = "/opt/wheels"
+MIRROR = "file:///opt/pypi/simple"
+PIN = "torch==2.13.0+cpu"
+
+
+def run(argv: list[str], env: dict[str, str]) -> float:
+    began = time.perf_counter()
+    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - began
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    if UV is None:
+        print("uv is needed", file=sys.stderr)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="torchup-bench-"))
+    conf = tmp / "pip.conf"
+    conf.write_text(f"[global]\nindex-url = {MIRROR}\nfind-links = {WHEELS}\n")
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp / "home"),
+        "PIP_CONFIG_FILE": str(conf),
+        "TORCHUP_CACHE_DIR": str(tmp / "torchup-cache"),
+        "TORCHUP_GPU_ARCHS": "none",
+        "UV_CACHE_DIR": str(tmp / "uv-cache"),
+        "PIP_CACHE_DIR": str(tmp / "pip-cache"),
+    }
+    torchup = [str(BIN / "torchup")]
+    common = ["--python", PY, "--backend", "cpu", "--torch-index-url", "http://127.0.0.1:9/whl"]
+    n = 0
+
+    def fresh() -> Path:
+        nonlocal n
+        n += 1
+        return tmp / f"v{n}"
+
+    def bare_uv() -> float:
+        v = fresh()
+        return run([UV, "venv", "-q", "--python", PY, str(v)], env) + run(
+            [UV, "pip", "install", "-q", "--python", str(v / "bin/python"), PIN,
+             "--index-url", MIRROR, "--find-links", WHEELS], env)  # fmt: skip
+
+    def bare_pip() -> float:
+        v = fresh()
+        return run([PY, "-m", "venv", str(v)], env) + run(
+            [str(v / "bin/python"), "-m", "pip", "install", "-q", PIN], env
+        )
+
+    def torchup_with(installer: str) -> Callable[[], float]:
+        def go() -> float:
+            return run([*torchup, "install", "torch==2.13.0", *common, "--venv", str(fresh()),
+                        "--installer", installer, "--no-verify", "-q"], env)  # fmt: skip
+
+        return go
+
+    cases: dict[str, Callable[[], float]] = {
+        "bare uv venv + uv pip install": bare_uv,
+        "torchup install --installer uv": torchup_with("uv"),
+        "bare python -m venv + pip install": bare_pip,
+        "torchup install --installer pip": torchup_with("pip"),
+    }
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    bare_uv()  # warm the caches both sides use
+    for _ in range(args.runs):
+        for name, case in cases.items():  # interleaved, so drift hits every case alike
+            times[name].append(case())
+    venv = tmp / f"v{n}"
+    verify_t = [run([*torchup, "verify", "--venv", str(venv), "-q"], env) for _ in range(args.runs)]
+    import_t = [
+        run([str(venv / "bin/python"), "-c", "import torch"], env) for _ in range(args.runs)
+    ]
+    med = {k: statistics.median(v) for k, v in times.items()}
+    uv_ratio = med["torchup install --installer uv"] / med["bare uv venv + uv pip install"]
+    pip_ratio = med["torchup install --installer pip"] / med["bare python -m venv + pip install"]
+    verify_ratio = statistics.median(verify_t) / statistics.median(import_t)
+    lines = [
+        "# Install benchmarks",
+        "",
+        f"`python bench/bench_install.py --runs {args.runs}`: {PIN} from a local find-links "
+        "folder with local mirrors for its dependencies, a fresh venv per run, medians.",
+        "",
+        "| case | median s |",
+        "| --- | ---: |",
+        *[f"| {k} | {v:.2f} |" for k, v in med.items()],
+        f"| torchup verify | {statistics.median(verify_t):.2f} |",
+        f"| bare `python -c 'import torch'` | {statistics.median(import_t):.2f} |",
+        "",
+        f"- torchup (uv) / bare uv: **{uv_ratio:.2f}x** (target <= 1.2x)",
+        f"- torchup (pip) / bare pip: **{pip_ratio:.2f}x** (target <= 1.05x)",
+        f"- torchup verify / bare import: **{verify_ratio:.2f}x** (verify also runs tensor, "
+        "autograd and matmul checks and detection)",
+    ]
+    out = ROOT / "docs" / "benchmarks-install.md"
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
