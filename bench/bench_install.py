@@ -92,7 +92,8 @@ def main() -> int:
         "torchup install --installer pip": torchup_with("pip"),
     }
     times: dict[str, list[float]] = {k: [] for k in cases}
-    bare_uv()  # warm the caches both sides use
+    bare_uv()  # warm the caches both sides use (uv keeps hash-checked archives apart)
+    torchup_with("uv")()
     for _ in range(args.runs):
         for name, case in cases.items():  # interleaved, so drift hits every case alike
             times[name].append(case())
