@@ -23,7 +23,14 @@ from . import companions
 from .backends import Backend, requested_backend, resolve_backend, variant_rule
 from .compat import Candidate, make_candidates
 from .errors import InterpreterError, TorchupError, UsageError
-from .family import FAMILY, TORCH, HardwareChoice, resolve_family, resolve_on_hardware
+from .family import (
+    FAMILY,
+    TORCH,
+    HardwareChoice,
+    kind_of,
+    resolve_family,
+    resolve_on_hardware,
+)
 from .interpreters import Interpreter, default_interpreter, discover, is_version_spec, select
 from .pages import DistFile, redact
 from .plan import AltPython, Plan, build_plan, install_command, planned_package
@@ -296,7 +303,7 @@ def plan(
                 offered = client.variants(sources.torch_index_url.url)
             except TorchupError as exc:
                 offered, root_error = (), exc.message
-            variants = [v for v in offered if _kind_of(v) == accel.kind]
+            variants = [v for v in offered if kind_of(v) == accel.kind]
             variants.append("cpu")
         got = _gather(client, sources, variants if root_error is None else [], projects)
         if root_error is not None:
@@ -393,14 +400,6 @@ def plan(
         release=hw.release if hw is not None else None,
         verdicts=hw.verdicts if hw is not None else (),
     )
-
-
-def _kind_of(variant: str) -> str:
-    if variant.startswith("cu"):
-        return "cuda"
-    if variant.startswith("rocm"):
-        return "rocm"
-    return variant
 
 
 def _offered(client: IndexClient, sources: Sources, variant: str) -> str:

@@ -30,6 +30,7 @@ __all__ = [
     "TORCH",
     "HardwareChoice",
     "any_variant",
+    "kind_of",
     "label",
     "resolve_family",
     "resolve_on_hardware",
@@ -281,7 +282,7 @@ def resolve_on_hardware(
     gpu_builds = [
         c
         for c in torch_pool
-        if requested(c) and fits(c, target) and _kind_of(c.variant) == accel.kind
+        if requested(c) and fits(c, target) and kind_of(c.variant) == accel.kind
     ]
     driver_only = [
         c for c in gpu_builds if (lenient(c) or "").split(": ", 1)[-1].startswith("driver")
@@ -350,7 +351,8 @@ def _newer_through_minor_compat(
     )
 
 
-def _kind_of(variant: str | None) -> str:
+def kind_of(variant: str | None) -> str:
+    """The accelerator kind a variant is built for: cuda, rocm, xpu or cpu."""
     if variant is None or variant == "cpu":
         return "cpu"
     if cuda_of(variant) is not None:
