@@ -194,7 +194,7 @@ def test_system_python_needs_the_flag_and_then_breaks_system_packages_explicitly
     tmp_path: Path, env: dict[str, str], index_server: IndexServer
 ) -> None:
     system = Path("/usr/bin/python3")
-    if not (system.parent.parent / "lib").glob("python3*/EXTERNALLY-MANAGED"):
+    if not any((system.parent.parent / "lib").glob("python3*/EXTERNALLY-MANAGED")):
         pytest.skip("no externally managed system Python here")
     proc = torchup(
         env,
@@ -364,3 +364,41 @@ def test_ctrl_c_stops_cleanly_and_undoes_everything(tmp_path: Path, env: dict[st
     assert "torchup: interrupted" in err
     assert "Traceback" not in err
     assert list(work.iterdir()) == []
+
+
+def test_a_silent_hung_installer_is_stopped_at_the_timeout(tmp_path: Path) -> None:
+    from torchup.errors import RunnerError
+    from torchup.runner import stream
+
+    began = time.monotonic()
+    with pytest.raises(RunnerError, match=r"did not finish within 0\.5 s"):
+        stream(["sleep", "30"], timeout=0.5, echo=False)
+    assert time.monotonic() - began < 10
+
+
+def test_credentials_never_appear_in_the_commands_shown(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer
+) -> None:
+    secret_index = index_server.pypi_url.replace("http://", "http://me:s3cret@")
+    proc = torchup(
+        env,
+        tmp_path,
+        "install",
+        "torch==2.8.0",
+        "--python",
+        pyenv("3.11"),
+        "--backend",
+        "cpu",
+        "--torch-index-url",
+        index_server.torch_url,
+        "--index-url",
+        secret_index,
+        "--installer",
+        "uv",
+        "--dry-run",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "s3cret" not in proc.stdout + proc.stderr
+    commands = json.loads(proc.stdout)["commands"]
+    assert any("--extra-index-url" in c for c in commands)

@@ -26,7 +26,6 @@ from .runner import Completed
 
 __all__ = [
     "NVML_LIBRARIES",
-    "SMI_QUERY",
     "Gpu",
     "NvidiaFacts",
     "ProbeFailed",
@@ -53,7 +52,6 @@ NVML_LIBRARIES: dict[str, tuple[str, ...]] = {
 #: The nvidia-smi query; the header line it prints names the columns, so a reply with
 #: fewer fields (an older nvidia-smi asked without ``compute_cap``) parses the same way.
 SMI_FIELDS = ("index", "name", "compute_cap", "driver_version", "memory.total", "pci.bus_id")
-SMI_QUERY = ("--query-gpu=" + ",".join(SMI_FIELDS), "--format=csv")
 
 
 class ProbeFailed(Exception):

@@ -382,7 +382,9 @@ def _cpu_warning(accel: Accelerator, gpu_builds: Sequence[Candidate], platform: 
             f"NVIDIA driver {accel.driver} is too old for every CUDA build of the requested "
             f"torch, and none has kernels for {gpus}; planning the CPU build"
         )
-    _, floor, cand = min(unlocks, key=lambda u: (u[0], -public(u[2].version).release[1]))
+    # the lowest driver floor; among the builds it unlocks, the newest torch
+    lowest = min(u[0] for u in unlocks)
+    _, floor, cand = max((u for u in unlocks if u[0] == lowest), key=lambda u: public(u[2].version))
     return (
         f"NVIDIA driver {accel.driver} is too old for every CUDA build of the requested "
         f"torch; planning the CPU build, which will not use {gpus}. Upgrading the driver "

@@ -30,6 +30,7 @@ from packaging.utils import canonicalize_name
 from . import envs
 from .errors import RunnerError, TorchupError, UsageError
 from .installers import InstallerChoice, choose_installer, install_commands
+from .pages import redact
 from .plan import Plan
 
 __all__ = ["InstallResult", "install"]
@@ -220,13 +221,18 @@ def install(
     if not result.ok:
         return outcome(False, "nothing fits this Python; nothing was created or changed")
     # The command list, as it will run (staging paths shown as the final target).
-    variant_index = _variant_index(result)
+    variant_index = result.variant_index
     with tempfile.TemporaryDirectory(prefix="torchup-") as tmp:
         hashes = Path(tmp) / "torch-family.txt"
         staging = envs.Staging(target)
         text, steps = _commands(choice, staging, result, variant_index, hashes, requirements)
+        # as the user should read them: the final path, and no credentials
         shown = tuple(
-            tuple(str(a).replace(str(staging.work), str(target.path)) for a in c) for c in steps
+            tuple(
+                redact(a) if "://" in a else a.replace(str(staging.work), str(target.path))
+                for a in map(str, c)
+            )
+            for c in steps
         )
         if dry_run:
             return outcome(True, "dry run: nothing was created or changed", shown, dry=True)
@@ -253,14 +259,6 @@ def install(
                     )
             staging.commit()
     return outcome(True, f"installed into {target.path}", shown, report=report)
-
-
-def _variant_index(result: Plan) -> str | None:
-    torch = next((p for p in result.packages if p.name == "torch"), None)
-    if torch is None or torch.variant is None or result.backend.name == "pypi":
-        return None
-    root = result.sources.torch_index_url.url.rstrip("/")
-    return f"{root}/{torch.variant}" if torch.index.startswith(root) else None
 
 
 def _commands(  # noqa: PLR0917 (private, called once)

@@ -99,6 +99,8 @@ class Plan:
     warnings: tuple[str, ...] = ()
     requirements: tuple[str, ...] = field(default=())
     accelerator: Accelerator | None = None
+    #: The PyTorch index directory the torch family is installed from (None: pip's sources)
+    variant_index: str | None = None
     release: str | None = None
     verdicts: tuple[Verdict, ...] = ()
 
@@ -185,12 +187,8 @@ def install_command(
     argv = [executable, "-m", "pip", "install"]
     argv += [f"{p.name}{extras.get(canonicalize_name(p.name), '')}=={p.version}" for p in packages]
     # Credentials never appear in output; pip finds them in its keyring or netrc.
-    variant_shown = redact(variant_index).rstrip("/") + "/" if variant_index else None
-    uses_variant = variant_shown is not None and any(
-        p.index.startswith(variant_shown) for p in packages
-    )
     pip_indexes = sources.index_urls()
-    if uses_variant and variant_index is not None:
+    if variant_index is not None and _uses(variant_index, packages):
         argv += ["--index-url", redact(variant_index)]
         argv += [arg for s in pip_indexes[:1] for arg in ("--extra-index-url", redact(s.url))]
     elif pip_indexes and pip_indexes[0].origin == "--index-url":
@@ -209,6 +207,14 @@ def install_command(
         for arg in ("--find-links", redact(s.url))
     ]
     return tuple(argv)
+
+
+def _uses(variant_index: str | None, packages: Sequence[PlannedPackage]) -> bool:
+    """Whether any planned file was listed under the ``variant_index`` directory."""
+    if not variant_index:
+        return False
+    shown = redact(variant_index).rstrip("/") + "/"
+    return any(p.index.startswith(shown) for p in packages)
 
 
 def build_plan(
@@ -254,6 +260,7 @@ def build_plan(
         warnings=tuple(dict.fromkeys(warnings)),
         requirements=tuple(str(r) for r in requirements),
         accelerator=accelerator,
+        variant_index=variant_index if _uses(variant_index, packages) else None,
         release=release,
         verdicts=tuple(verdicts),
     )

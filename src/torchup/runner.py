@@ -110,7 +110,7 @@ def stream(
     """
     import subprocess
     import sys
-    import time
+    import threading
 
     argv = tuple(str(part) for part in cmd)
     try:
@@ -121,7 +121,9 @@ def stream(
         raise RunnerError(f"cannot run {argv[0]!r}: {exc.strerror or exc}", cmd=argv) from exc
     assert proc.stdout is not None
     kept = bytearray()
-    deadline = time.monotonic() + timeout
+    # A child that hangs silently never returns from read1; the watchdog kills it.
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
     try:
         while chunk := proc.stdout.read1(65536):  # type: ignore[attr-defined]  # a BufferedReader
             kept += chunk
@@ -129,12 +131,15 @@ def stream(
             if echo:
                 sys.stderr.buffer.write(chunk)
                 sys.stderr.flush()
-            if time.monotonic() > deadline:
-                raise RunnerError(f"{argv[0]!r} did not finish within {timeout:g} s", cmd=argv)
-        returncode = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        returncode = proc.wait()
     except BaseException:
         proc.kill()
         proc.wait()
         raise
+    finally:
+        timed_out = watchdog.finished.is_set()  # set once it has fired
+        watchdog.cancel()
+    if timed_out and returncode < 0:
+        raise RunnerError(f"{argv[0]!r} did not finish within {timeout:g} s", cmd=argv)
     text = kept.decode("utf-8", errors="replace")
     return Completed(cmd=argv, returncode=returncode, stdout=text, stderr="")

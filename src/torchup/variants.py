@@ -202,16 +202,15 @@ def arch_list(release: Version, variant: str, platform: str = "linux_x86_64") ->
     releases: dict[str, Any] = _load("cuda_archs.json")["releases"]
     want = (release.major, release.minor)
     rows: list[tuple[tuple[int, int], str, dict[str, Any]]] = []
-    for plat in (platform, "linux_x86_64"):
+    used = platform
+    for used in dict.fromkeys((platform, "linux_x86_64")):  # Linux lists stand in last
         for key, by_platform in releases.items():
             rk = _release_key(key)
-            entry = (by_platform.get(plat) or {}).get(variant) if rk else None
+            entry = (by_platform.get(used) or {}).get(variant) if rk else None
             if rk and isinstance(entry, dict) and entry.get("archs"):
                 rows.append((rk, key, entry))
         if rows:
             break
-        if plat == platform:
-            continue
     if not rows:
         return None
     exact = [r for r in rows if r[0] == want]
@@ -219,8 +218,8 @@ def arch_list(release: Version, variant: str, platform: str = "linux_x86_64") ->
     later = sorted(r for r in rows if r[0] > want)
     rk, key, entry = (exact or earlier or later)[0]
     confidence = entry.get("confidence", "source")
-    if rk != want:
-        confidence = f"inferred from {key}"
+    if rk != want or used != platform:
+        confidence = f"inferred from {key}" + (f" {used}" if used != platform else "")
     return ArchList(
         text=entry["archs"],
         entries=parse_arch_list(entry["archs"]),
@@ -249,6 +248,7 @@ class Verdict:
     ok: bool
     reason: str = ""
     minor_compat: bool = False
+    minor_reason: str = ""
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -347,13 +347,20 @@ def judge(variant: str, release: Version, accel: Accelerator, platform: str) -> 
                 reason="no kernels for " + ", ".join(_gpu_label(g) for g in missing),
                 notes=tuple(notes),
             )
+    minor_reason = ""
     if minor_compat and floors is not None:
+        minor_reason = f"driver {accel.driver} < {floors.strict} (CUDA {floors.cuda})"
         notes.append(
-            f"driver {accel.driver} < {floors.strict} (CUDA {floors.cuda}); runs through "
-            f"CUDA minor-version compatibility (driver >= {floors.minor})"
+            f"{minor_reason}; runs through CUDA minor-version compatibility "
+            f"(driver >= {floors.minor})"
         )
     return Verdict(
-        variant=variant, release=rel, ok=True, minor_compat=minor_compat, notes=tuple(notes)
+        variant=variant,
+        release=rel,
+        ok=True,
+        minor_compat=minor_compat,
+        minor_reason=minor_reason,
+        notes=tuple(notes),
     )
 
 
@@ -375,7 +382,7 @@ def hardware_rule(
         if not verdict.ok:
             return f"{name}: {verdict.reason}"
         if verdict.minor_compat and not allow_minor_compat:
-            return f"{name}: {verdict.notes[-1].split(';')[0]}"
+            return f"{name}: {verdict.minor_reason}"
         return None
 
     return rule
