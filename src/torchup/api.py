@@ -215,7 +215,7 @@ def _alternatives(
 def plan(
     requirements: Sequence[str] = ("torch",),
     *,
-    python: str | None = None,
+    python: str | Interpreter | None = None,
     backend: str | None = None,
     torch_index_url: str | None = None,
     index_url: str | None = None,
@@ -228,8 +228,9 @@ def plan(
 ) -> Plan:
     """Plan a PyTorch install for one Python, or explain why nothing fits.
 
-    With the ``auto`` backend the machine's accelerator is detected (or ``accelerator``
-    is used) and the newest build that runs on it is chosen. Raises
+    ``python`` is a SPEC (see :func:`~torchup.interpreters.select`) or an already probed
+    :class:`Interpreter`. With the ``auto`` backend the machine's accelerator is detected
+    (or ``accelerator`` is used) and the newest build that runs on it is chosen. Raises
     :class:`UsageError` for malformed input and :class:`TorchupError` subclasses for
     failures that leave nothing to plan (interpreter broken, no source readable). A
     request that cannot be met returns a plan with ``ok`` false and its problems.
@@ -242,7 +243,9 @@ def plan(
     # Discovery runs at most once: for a version SPEC, and for the other Pythons that
     # could install a request that does not fit this one.
     everything = cache(lambda: discover(env=env, cwd=cwd))
-    if python:
+    if isinstance(python, Interpreter):
+        py = python
+    elif python:
         py = select(
             python, env=env, cwd=cwd, found=everything() if is_version_spec(python) else None
         )

@@ -85,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-verify", action="store_true", help="skip running torch in the result (not advised)"
     )
+    p.add_argument(
+        "--force-incompatible",
+        action="store_true",
+        help="when no torch wheel fits this Python, try the nearest one built for another "
+        "Python anyway: installed aside, kept only if verify passes (seed article 000)",
+    )
 
     p = sub.add_parser("verify", help="run torch in an environment and check it works here")
     _common(p)
@@ -197,6 +203,7 @@ def _cmd_install(args: argparse.Namespace) -> int:
         backend=args.backend,
         dry_run=args.dry_run,
         verify=not args.no_verify,
+        force_incompatible=args.force_incompatible,
         torch_index_url=args.torch_index_url,
         index_url=args.index_url,
         extra_index_urls=args.extra_index_url,

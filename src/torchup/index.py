@@ -595,6 +595,59 @@ class IndexClient:
             raise IndexFetchError(redact(url), "a range response without a usable Content-Range")
         return data, total
 
+    def download(self, url: str, dest: Path, *, sha256: str) -> Path:
+        """Save the file at ``url`` as ``dest``, only if its sha256 is ``sha256``.
+
+        The bytes are hashed as they arrive and written to a temporary name beside
+        ``dest``, renamed only when the hash matches, so a partial or tampered file never
+        appears under ``dest``. ``file://`` URLs are copied. Raises
+        :class:`IndexFetchError` (including on a hash mismatch).
+        """
+        import hashlib
+        import shutil
+
+        digest = hashlib.sha256()
+        part = dest.with_name(dest.name + ".part")
+        try:
+            with part.open("wb") as out:
+                if urlsplit(url).scheme == "file":
+                    with file_url_to_path(url).open("rb") as src:
+                        while chunk := src.read(1 << 20):
+                            digest.update(chunk)
+                            out.write(chunk)
+                else:
+                    self._download_to(url, out, digest)
+            got = digest.hexdigest()
+            if got != sha256.lower():
+                raise IndexFetchError(
+                    redact(url),
+                    f"sha256 mismatch: the index says {sha256}, the file is {got}",
+                    hint="the file changed after the index was read; run again, and report "
+                    "it to the index's owner if it persists",
+                )
+            shutil.move(part, dest)
+        except OSError as exc:
+            raise IndexFetchError(redact(url), f"cannot save it as {dest}: {exc}") from None
+        finally:
+            part.unlink(missing_ok=True)
+        return dest
+
+    def _download_to(self, url: str, out: Any, digest: Any) -> None:
+        import httpx
+
+        response, final_url = self._send(url, {"Accept-Encoding": "identity"})
+        try:
+            if response.status_code != 200:
+                raise self._status_error(final_url, response)
+            for chunk in response.iter_bytes(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        except httpx.HTTPError as exc:
+            reason, hint = _describe_transport_error(exc)
+            raise IndexFetchError(redact(url), reason, hint=hint) from None
+        finally:
+            response.close()
+
     def get_metadata(self, dist: DistFile) -> CoreMetadata:
         """Core metadata of a wheel, without downloading it (see :mod:`torchup.metadata`).
 

@@ -98,8 +98,16 @@ def install_commands(
     hashes_file: Path,
     extras: Mapping[str, str] | None = None,
     break_system_packages: bool = False,
-) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    files: Mapping[str, Path] | None = None,
+    dependencies: Sequence[str] | None = None,
+) -> tuple[tuple[str, ...], tuple[str, ...] | None, str]:
     """The two install commands and the requirements text to write to ``hashes_file``.
+
+    ``files`` maps a package name to a local copy of its (already hash-checked) file,
+    installed from that path with the same hash (``--force-incompatible``); then the
+    second command installs ``dependencies`` (their ``Requires-Dist``) instead of the
+    pins, since no resolver accepts the forced files, and is ``None`` when there are
+    none.
 
     >>> from torchup.sources import Sources, Source
     >>> s = Sources(index_url=None, extra_index_urls=(), find_links=(), trusted_hosts=(),
@@ -114,13 +122,17 @@ def install_commands(
     ('torch==2.5.1+cpu', 'torch==2.5.1+cpu')
     """
     extras = extras or {}
+    files = files or {}
     lines = []
     for p in packages:
-        line = f"{p.name}=={p.version}"
+        line = str(files[p.name]) if p.name in files else f"{p.name}=={p.version}"
         if p.sha256:
             line += f" --hash=sha256:{p.sha256}"
         lines.append(line)
-    pins = [f"{p.name}{extras.get(p.name, '')}=={p.version}" for p in packages]
+    if files:
+        wanted = list(dependencies or ())
+    else:
+        wanted = [f"{p.name}{extras.get(p.name, '')}=={p.version}" for p in packages]
     sources_args = _source_args(sources, variant_index, packages, uv=installer.name == "uv")
     if installer.name == "uv":
         assert installer.uv is not None
@@ -132,5 +144,5 @@ def install_commands(
         head = [python, "-m", "pip", "install"]
         tail = ["--break-system-packages"] if break_system_packages else []
     first = (*head, "--no-deps", "--require-hashes", "-r", str(hashes_file), *sources_args, *tail)
-    second = (*head, *pins, *sources_args, *tail)
+    second = (*head, *wanted, *sources_args, *tail) if wanted else None
     return first, second, "\n".join(lines) + "\n"

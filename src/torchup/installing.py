@@ -29,6 +29,7 @@ from packaging.utils import canonicalize_name
 
 from . import envs
 from .errors import RunnerError, TorchupError, UsageError
+from .forcing import ForcedWheel
 from .installers import InstallerChoice, choose_installer, install_commands
 from .pages import redact
 from .plan import Plan
@@ -52,6 +53,8 @@ class InstallResult:
     verify: Any = None  # a torchup.verify.VerifyReport when verification ran
     message: str = ""
     activation: Mapping[str, str] = field(default_factory=dict)
+    #: files installed under a tag they were not built for (``--force-incompatible``)
+    forced: tuple[ForcedWheel, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +69,7 @@ class InstallResult:
             "verify": self.verify.to_dict() if self.verify is not None else None,
             "message": self.message,
             "activation": dict(self.activation),
+            "forced": [f.to_dict() for f in self.forced],
         }
 
 
@@ -124,6 +128,7 @@ def install(
     backend: str | None = None,
     dry_run: bool = False,
     verify: bool = True,
+    force_incompatible: bool = False,
     torch_index_url: str | None = None,
     index_url: str | None = None,
     extra_index_urls: Sequence[str] = (),
@@ -136,7 +141,10 @@ def install(
     """Install a verified PyTorch into the target environment, all or nothing.
 
     Returns a result with ``ok`` false when the request cannot be met (nothing was
-    created) or when install or verification failed (everything was undone). Raises
+    created) or when install or verification failed (everything was undone). With
+    ``force_incompatible``, a request that no wheel for this Python meets is tried with
+    the nearest Python's wheels, kept only if verification passes (:mod:`torchup.forcing`).
+    Raises
     :class:`UsageError` for contradictory or unsafe requests (an externally managed
     Python without ``system``) and :class:`TorchupError` for other expected failures.
     """
@@ -197,6 +205,8 @@ def install(
         else ""
     )
 
+    forced: tuple[ForcedWheel, ...] = ()
+
     def outcome(
         ok: bool,
         message: str,
@@ -216,16 +226,45 @@ def install(
             verify=report,
             message=why_pip + message,
             activation=envs.activation(target.path) if ok and target.kind != "system" else {},
+            forced=forced,
         )
 
+    trial = None
+    if not result.ok and force_incompatible:
+        if not verify:
+            raise UsageError(
+                "--force-incompatible keeps a forced install only if running it proves it "
+                "works, so it cannot be combined with --no-verify",
+                hint="drop --no-verify",
+            )
+        trial = _stand_in_plan(result, requirements, plan_kw, env, cwd)
+        if isinstance(trial, str):
+            return outcome(False, f"{trial}; nothing was created or changed")
+        result = trial
     if not result.ok:
-        return outcome(False, "nothing fits this Python; nothing was created or changed")
-    # The command list, as it will run (staging paths shown as the final target).
+        tried = ""
+        if not force_incompatible and any(
+            r.reason.startswith("built for ") for o in result.problems for r in o.rejected
+        ):
+            tried = (
+                " (--force-incompatible would try the nearest Python's wheel anyway, kept "
+                "only if torch then runs; it rarely does)"
+            )
+        return outcome(False, f"nothing fits this Python; nothing was created or changed{tried}")
     variant_index = result.variant_index
     with tempfile.TemporaryDirectory(prefix="torchup-") as tmp:
         hashes = Path(tmp) / "torch-family.txt"
         staging = envs.Staging(target)
-        text, steps = _commands(choice, staging, result, variant_index, hashes, requirements)
+        files: dict[str, Path] = {}
+        deps: list[str] = []
+        if trial is not None:
+            try:
+                files, deps, forced = _fetch_forced(result, Path(tmp), env, download=not dry_run)
+            except TorchupError as exc:
+                return outcome(False, f"{exc.message}; nothing was created or changed")
+        text, steps = _commands(
+            choice, staging, result, variant_index, hashes, requirements, files, deps
+        )
         # as the user should read them: the final path, and no credentials
         shown = tuple(
             tuple(
@@ -251,6 +290,7 @@ def install(
                     failed = "; ".join(
                         f"{c.id}: {c.detail}" for c in report.checks if c.status == "fail"
                     )
+                    failed += _why_forced_failed(forced, result.python)
                     return outcome(
                         False,
                         f"verification failed ({failed}); everything was undone",
@@ -268,6 +308,8 @@ def _commands(  # noqa: PLR0917 (private, called once)
     variant_index: str | None,
     hashes: Path,
     requirements: Sequence[str],
+    files: Mapping[str, Path],
+    dependencies: Sequence[str],
 ) -> tuple[str, list[tuple[str, ...]]]:
     """The hash-pinned requirements text and the commands to run, in order."""
     target = staging.target
@@ -297,8 +339,135 @@ def _commands(  # noqa: PLR0917 (private, called once)
         hashes_file=hashes,
         extras=_extras(requirements),
         break_system_packages=target.kind == "system" and result.python.externally_managed,
+        files=files,
+        dependencies=dependencies,
     )
-    return text, [*steps, first, second]
+    return text, [*steps, first, *([second] if second else [])]
+
+
+def _stand_in_plan(
+    failed: Plan,
+    requirements: Sequence[str],
+    plan_kw: Mapping[str, Any],
+    env: Mapping[str, str],
+    cwd: Path,
+) -> Plan | str:
+    """The plan for the nearest Python the rejected wheels were built for, shown as
+    ``failed.python``'s; or why there is none."""
+    from dataclasses import replace
+
+    from . import forcing
+    from .api import plan
+
+    py = failed.python
+    pretend = forcing.stand_in_tags(py.version, py.free_threaded, py.tags, failed.problems)
+    if pretend is None:
+        return (
+            "nothing fits this Python, and --force-incompatible has nothing to try: none of "
+            "the rejected files is a CPython wheel for this platform"
+        )
+    trial = plan(requirements, python=forcing.stand_in(py, pretend), env=env, cwd=cwd, **plan_kw)
+    if not trial.ok:
+        why = "; ".join(o.message for o in trial.problems) or "no files"
+        return f"nothing fits this Python, not even as Python {pretend.version} ({why})"
+    note = (
+        f"--force-incompatible: installing wheels built for {pretend.tag} into Python "
+        f"{py.version}; they are kept only if torch runs"
+    )
+    return replace(trial, python=py, warnings=(*trial.warnings, note))
+
+
+def _fetch_forced(
+    result: Plan, tmp: Path, env: Mapping[str, str], *, download: bool
+) -> tuple[dict[str, Path], list[str], tuple[ForcedWheel, ...]]:
+    """Download the plan's files (hash-checked), renamed for this Python where needed.
+
+    Returns the local file per package, the family's dependencies that apply to this
+    Python (from each file's ``Requires-Dist``), and what was forced. With ``download``
+    false (a dry run) nothing is fetched but metadata. Raises :class:`TorchupError`.
+    """
+    import zipfile
+
+    from packaging.markers import default_environment
+    from packaging.utils import parse_wheel_filename
+
+    from ._paths import cache_dir
+    from .family import FAMILY
+    from .forcing import retag, unloadable_modules
+    from .index import IndexClient
+    from .metadata import local_metadata, parse_metadata
+    from .pages import DistFile
+
+    py = result.python
+    accepted = set(py.tags)
+    marker_env = {k: str(v) for k, v in default_environment().items()}
+    marker_env.update(py.markers, extra="")
+    folder = tmp / "wheels"
+    folder.mkdir()
+    sources = result.sources
+    every = [s.url for s in (*sources.index_urls(), *sources.find_links, sources.torch_index_url)]
+    files: dict[str, Path] = {}
+    deps: dict[str, None] = {}
+    forced: list[ForcedWheel] = []
+    with IndexClient(
+        cache_dir=cache_dir(env),
+        trusted_hosts=sources.trusted_hosts,
+        credentials=every,
+        verify=sources.cert.url if sources.cert else True,
+    ) as client:
+        for p in result.packages:
+            if not p.sha256:
+                raise TorchupError(
+                    f"{p.filename} has no sha256 on its index; --force-incompatible installs "
+                    "only files whose hash the index publishes"
+                )
+            tags = parse_wheel_filename(p.filename)[3]
+            fits = any(str(t) in accepted for t in tags)
+            name = p.filename if fits else retag(p.filename, py.tags)
+            path = folder / name
+            dist = p.dist or DistFile(filename=p.filename, url=p.url, index=p.index)
+            unloadable: list[str] = []
+            if download:
+                log.info("downloading %s", p.filename)
+                client.download(dist.url, path, sha256=p.sha256)
+                meta = parse_metadata(local_metadata(path, p.filename))  # checks the zip
+                with zipfile.ZipFile(path) as wheel:
+                    unloadable = unloadable_modules(wheel.namelist(), py.version, py.free_threaded)
+            else:  # a dry run: the metadata alone, as planning reads it
+                meta = client.get_metadata(dist)
+            for line in meta.get_all("Requires-Dist") or []:
+                req = Requirement(line)
+                if canonicalize_name(req.name) in FAMILY:
+                    continue
+                if req.marker is None or req.marker.evaluate(marker_env):
+                    req.marker = None
+                    deps[str(req)] = None
+            files[p.name] = path
+            if not fits:
+                forced.append(
+                    ForcedWheel(
+                        name=p.name,
+                        filename=p.filename,
+                        installed_as=name,
+                        built_for=", ".join(sorted({f"{t.interpreter}-{t.abi}" for t in tags})),
+                        unloadable=tuple(unloadable),
+                    )
+                )
+    return files, list(deps), tuple(forced)
+
+
+def _why_forced_failed(forced: Sequence[ForcedWheel], python: Any) -> str:
+    """The likely cause of a forced install's failure, from the files it installed."""
+    said = []
+    for f in forced:
+        if f.unloadable:
+            shown = ", ".join(f.unloadable[:2]) + (" ..." if len(f.unloadable) > 2 else "")
+            said.append(
+                f"{f.filename} is built for {f.built_for}: CPython {python.version} does not "
+                f"load its compiled modules ({shown}), it imports only modules named for "
+                "its own version, abi3 or bare .so"
+            )
+    return ("; forced: " + "; ".join(said)) if said else ""
 
 
 def _run_step(argv: Sequence[str], env: Mapping[str, str], echo: bool) -> str | None:

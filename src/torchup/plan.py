@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 from .accelerators import Accelerator
 from .backends import Backend
 from .interpreters import Interpreter
-from .pages import redact
+from .pages import DistFile, redact
 from .resolve import Outcome
 from .sources import Sources
 from .variants import Verdict
@@ -46,6 +46,8 @@ class PlannedPackage:
     sha256: str | None
     index: str
     paired_by: str | None = None
+    #: the index entry it came from (unredacted URL, PEP 658 hashes); not serialised
+    dist: DistFile | None = field(default=None, compare=False, repr=False)
 
     @property
     def pin(self) -> str:
@@ -155,6 +157,7 @@ def planned_package(outcome: Outcome) -> PlannedPackage:
         sha256=cand.dist.sha256,
         index=cand.dist.index,
         paired_by=outcome.paired_by,
+        dist=cand.dist,
     )
 
 
