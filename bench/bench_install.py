@@ -1,7 +1,8 @@
 """Benchmark ``torchup install`` and ``torchup verify`` against bare uv and pip.
 
 Same machine, same run, same wheel (the CPU torch 2.13.0 in pip's find-links folder),
-same local package mirrors, a fresh venv for every run; results as ratios in
+same local package mirrors, a fresh venv for every run; torchup reads the wheel from a
+PyTorch-layout index on disk (as from a warm cache of the real one); results as ratios in
 docs/benchmarks-install.md. Targets (issue 4): within 1.2x of bare uv, within 1.05x of
 bare pip. ``torchup install`` is timed with ``--no-verify`` against the bare installs
 (which verify nothing), and ``torchup verify`` against a bare ``import torch``.
@@ -12,6 +13,7 @@ bare pip. ``torchup install`` is timed with ``--no-verify`` against the bare ins
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import statistics
@@ -38,6 +40,18 @@ def run(argv: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - began
 
 
+def torch_index(tmp: Path) -> str:
+    """A PyTorch-layout index (``cpu/torch/``) on disk listing the local torch wheel,
+    with its ``#sha256=``: the PyTorch index as a warm run sees it, minus the network."""
+    wheel = next(Path(WHEELS).glob("torch-2.13.0+cpu-*.whl"))
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    page = tmp / "whl" / "cpu" / "torch"
+    page.mkdir(parents=True)
+    href = f"{wheel.as_uri().replace('+', '%2B')}#sha256={sha}"
+    (page / "index.html").write_text(f'<a href="{href}">{wheel.name}</a>\n')
+    return (tmp / "whl").as_uri()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
@@ -58,7 +72,7 @@ def main() -> int:
         "PIP_CACHE_DIR": str(tmp / "pip-cache"),
     }
     torchup = [str(BIN / "torchup")]
-    common = ["--python", PY, "--backend", "cpu", "--torch-index-url", "http://127.0.0.1:9/whl"]
+    common = ["--python", PY, "--backend", "cpu", "--torch-index-url", torch_index(tmp)]
     n = 0
 
     def fresh() -> Path:

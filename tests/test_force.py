@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+from indexserver import make_wheel
 from test_install import env, freeze, siblings, torchup  # noqa: F401 (env: a fixture)
 from test_plan import pyenv
 from torchup.forcing import retag, stand_in_tags, unloadable_modules
@@ -85,20 +86,22 @@ class Quiet(http.server.SimpleHTTPRequestHandler):
         type(self).requested.append(self.path)
 
 
-def publish(root: Path, wheel: bytes, *, page_sha256: str | None = None) -> None:
+def publish(
+    root: Path, wheel: bytes, *, page_sha256: str | None = None, filename: str = WHEEL
+) -> None:
     """``root/whl/cpu/torch/`` in the PyTorch index's layout, with PEP 658 metadata."""
     cpu = root / "whl" / "cpu"
     (cpu / "torch").mkdir(parents=True, exist_ok=True)
-    (cpu / WHEEL).write_bytes(wheel)
-    (cpu / f"{WHEEL}.metadata").write_text(METADATA)
+    (cpu / filename).write_bytes(wheel)
+    (cpu / f"{filename}.metadata").write_text(METADATA)
     sha = page_sha256 or hashlib.sha256(wheel).hexdigest()
     meta = hashlib.sha256(METADATA.encode()).hexdigest()
-    href = f"/whl/cpu/{WHEEL.replace('+', '%2B')}#sha256={sha}"
+    href = f"/whl/cpu/{filename.replace('+', '%2B')}#sha256={sha}"
     (cpu / "torch" / "index.html").write_text(
         "<!DOCTYPE html>\n<html><body><h1>Links for torch</h1>\n"
         f'<a href="{href}" data-requires-python="&gt;=3.6.2" '
         f'data-dist-info-metadata="sha256={meta}" data-core-metadata="sha256={meta}">'
-        f"{WHEEL}</a><br/>\n</body></html>\n"
+        f"{filename}</a><br/>\n</body></html>\n"
     )
 
 
@@ -246,6 +249,22 @@ def test_a_wheel_that_does_not_match_its_published_hash_is_never_installed(
     assert "nothing was created or changed" in proc.stdout
     assert not (tmp_path / "v").exists()
     assert siblings(tmp_path / "v") == []
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_either_installer_refuses_a_torch_file_that_does_not_match_its_index_hash(
+    tmp_path: Path, env: dict[str, str], server: tuple[str, Path, list[str]], installer: str
+) -> None:
+    url, root, requested = server
+    fits = "torch-1.10.0+cpu-py3-none-any.whl"  # installs anywhere: only the hash is wrong
+    publish(root, make_wheel(fits, METADATA.encode()), page_sha256="0" * 64, filename=fits)
+    venv = tmp_path / "v"
+    proc = force(env, tmp_path, url, "--venv", str(venv), "--installer", installer, "--no-verify")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "0" * 64 in proc.stdout + proc.stderr  # the installer's own hash report
+    assert f"/whl/cpu/{fits.replace('+', '%2B')}" in requested  # it was fetched, then refused
+    assert not venv.exists()
+    assert siblings(venv) == []
 
 
 def test_forcing_without_verification_is_a_usage_error(

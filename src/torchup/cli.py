@@ -213,7 +213,7 @@ def _cmd_install(args: argparse.Namespace) -> int:
     )
     if args.json:
         _emit_json(result.to_dict())
-    else:
+    elif not args.quiet or not result.ok:
         print(render_install(result))
     for warning in result.plan.warnings:
         print(f"torchup: warning: {warning}", file=sys.stderr)

@@ -1,16 +1,20 @@
 """The installer commands: the target's own ``python -m pip``, or ``uv pip install
 --python TARGET``. Building the argv is pure; :func:`find_uv` looks on disk.
 
-An install is two commands, so that the torch family is hash-checked without forcing
-hashes on every dependency (pip's hash-checking mode is all or nothing):
+The torch family is always hash-checked; its dependencies resolve as the installer
+normally does, from the same sources the plan used:
 
-1. the torch-family files alone, pinned to version + local label and their sha256,
-   ``--no-deps --require-hashes``, from the chosen index;
-2. the same pins again without hashes, so that their dependencies resolve as the
-   installer normally does, from the same sources the plan used (the pins are already
-   satisfied, so nothing of the torch family is fetched twice).
+- pip's hash-checking mode is all or nothing, so pip runs twice: the torch-family files
+  alone, pinned to version + local label and their sha256, ``--no-deps
+  --require-hashes``; then the same pins without hashes, so that their dependencies
+  resolve (the pins are already satisfied, so nothing is fetched twice);
+- uv checks the hashes it is given without demanding them for every dependency
+  (``--verify-hashes``), so uv runs once, with the hash-pinned file. uv reads no pip
+  configuration, so every source the plan used is passed to it.
 
-uv reads no pip configuration, so every source the plan used is passed to it.
+A forced install (``--force-incompatible``) is two steps with either installer: the
+local files ``--no-deps``, then their dependencies by name, since no resolver accepts
+the forced files' Python tags or ``Requires-Python``.
 """
 
 from __future__ import annotations
@@ -101,7 +105,8 @@ def install_commands(
     files: Mapping[str, Path] | None = None,
     dependencies: Sequence[str] | None = None,
 ) -> tuple[tuple[str, ...], tuple[str, ...] | None, str]:
-    """The two install commands and the requirements text to write to ``hashes_file``.
+    """The install commands (the second ``None`` when one does it all) and the
+    requirements text to write to ``hashes_file``.
 
     ``files`` maps a package name to a local copy of its (already hash-checked) file,
     installed from that path with the same hash (``--force-incompatible``); then the
@@ -125,7 +130,11 @@ def install_commands(
     files = files or {}
     lines = []
     for p in packages:
-        line = str(files[p.name]) if p.name in files else f"{p.name}=={p.version}"
+        line = (
+            str(files[p.name])
+            if p.name in files
+            else f"{p.name}{extras.get(p.name, '')}=={p.version}"
+        )
         if p.sha256:
             line += f" --hash=sha256:{p.sha256}"
         lines.append(line)
@@ -143,6 +152,9 @@ def install_commands(
     else:
         head = [python, "-m", "pip", "install"]
         tail = ["--break-system-packages"] if break_system_packages else []
+    if installer.name == "uv" and not files:
+        one = (*head, "--verify-hashes", "-r", str(hashes_file), *sources_args, *tail)
+        return one, None, "\n".join(lines) + "\n"
     first = (*head, "--no-deps", "--require-hashes", "-r", str(hashes_file), *sources_args, *tail)
     second = (*head, *wanted, *sources_args, *tail) if wanted else None
     return first, second, "\n".join(lines) + "\n"

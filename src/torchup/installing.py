@@ -474,6 +474,8 @@ def _run_step(argv: Sequence[str], env: Mapping[str, str], echo: bool) -> str | 
     """Run one step; return what went wrong, or ``None``."""
     from .runner import stream
 
+    # uv refuses --verify-hashes alongside this variable; the hashes are not optional
+    env = {k: v for k, v in env.items() if k != "UV_NO_VERIFY_HASHES"}
     try:
         done = stream(argv, env=env, echo=echo)
     except RunnerError as exc:
