@@ -190,6 +190,13 @@ def test_a_forced_cp39_wheel_on_310_is_rolled_back_with_the_reason(
     assert "everything was undone" in doc["message"]
     assert "CPython 3.10.13 does not load its compiled modules" in doc["message"]
     assert "torch/_C.cpython-39-x86_64-linux-gnu.so" in doc["message"]
+    # what fits instead, from the plan that did not fit: this machine's Python 3.9
+    assert "instead: " in doc["message"]
+    assert f"Python 3.9.18 can install the request: {pyenv('3.9')}" in doc["message"]
+    # reported against the target, not the staging directory that is gone
+    assert doc["verify"]["python"] == str(venv / "bin" / "python")
+    assert ".torchup-" not in proc.stdout
+    assert doc["plan"]["commands"] == []  # pip would refuse these files: no "install with"
     assert any("--force-incompatible: installing wheels built for cp39-cp39" in w
                for w in doc["plan"]["warnings"])  # fmt: skip
     # the wheel came from the chosen index, whole (hash checked), the dependencies

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -230,6 +231,7 @@ def install(
         )
 
     trial = None
+    failed_plan = result
     if not result.ok and force_incompatible:
         if not verify:
             raise UsageError(
@@ -240,7 +242,7 @@ def install(
         trial = _stand_in_plan(result, requirements, plan_kw, env, cwd)
         if isinstance(trial, str):
             return outcome(False, f"{trial}; nothing was created or changed")
-        result = trial
+        failed_plan, result = result, trial
     if not result.ok:
         tried = ""
         if not force_incompatible and any(
@@ -286,11 +288,15 @@ def install(
                 from .verify import verify as run_verify
 
                 report = run_verify(str(staging.python), accelerator=result.accelerator, env=env)
+                # as the user should read it: the target's path, not the staging one;
+                # after a forced failure the plan's alternatives are the fix
+                report = _relocated(report, staging.work, target.path, fixes=not forced)
                 if not report.ok:
                     failed = "; ".join(
                         f"{c.id}: {c.detail}" for c in report.checks if c.status == "fail"
                     )
                     failed += _why_forced_failed(forced, result.python)
+                    failed += _instead(failed_plan) if forced else ""
                     return outcome(
                         False,
                         f"verification failed ({failed}); everything was undone",
@@ -374,7 +380,8 @@ def _stand_in_plan(
         f"--force-incompatible: installing wheels built for {pretend.tag} into Python "
         f"{py.version}; they are kept only if torch runs"
     )
-    return replace(trial, python=py, warnings=(*trial.warnings, note))
+    # no "install with" line: pip would refuse these files for this Python
+    return replace(trial, python=py, commands=(), warnings=(*trial.warnings, note))
 
 
 def _fetch_forced(
@@ -484,3 +491,30 @@ def _run_step(argv: Sequence[str], env: Mapping[str, str], echo: bool) -> str | 
         tail = [ln for ln in done.stdout.strip().splitlines() if ln.strip()][-3:]
         return f"{Path(argv[0]).name} exited with status {done.returncode}: " + " / ".join(tail)
     return None
+
+
+def _instead(failed: Plan) -> str:
+    """What fits instead of a forced install, from the plan that did not fit."""
+    said = []
+    if failed.alternative_versions:
+        said.append(
+            f"versions that fit Python {failed.python.version}: "
+            + ", ".join(failed.alternative_versions[:3])
+        )
+    for alt in failed.alternative_pythons[:2]:
+        said.append(f"Python {alt.version} can install the request: {shlex.join(alt.command)}")
+    return ("; instead: " + "; ".join(said)) if said else ""
+
+
+def _relocated(report: Any, old: Path, new: Path, *, fixes: bool) -> Any:
+    """``report`` with the staging prefix ``old`` shown as the target's ``new``."""
+    from dataclasses import replace
+
+    def moved(text: str | None) -> str | None:
+        return None if text is None else text.replace(str(old), str(new))
+
+    checks = tuple(
+        replace(c, detail=moved(c.detail) or "", fix=moved(c.fix) if fixes else None)
+        for c in report.checks
+    )
+    return replace(report, python=moved(report.python), checks=checks)

@@ -88,7 +88,8 @@ def render_plan(plan: Plan) -> str:
         if p.paired_by:
             out.append(f"{pad}paired with torch by {p.paired_by}")
     if plan.ok:
-        out += ["", "install with:"] + [f"  {shlex.join(c)}" for c in plan.commands]
+        if plan.commands:  # none for a forced plan: pip would refuse its files
+            out += ["", "install with:"] + [f"  {shlex.join(c)}" for c in plan.commands]
     else:
         out += ["nothing fits:"] if not plan.packages else ["", "nothing fits:"]
         for problem in plan.problems:
