@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -409,3 +410,54 @@ def test_credentials_never_appear_in_the_commands_shown(
     assert "s3cret" not in proc.stdout + proc.stderr
     commands = json.loads(proc.stdout)["commands"]
     assert any("--extra-index-url" in c for c in commands)
+
+
+@pytest.fixture
+def conda_env(tmp_path: Path) -> Path:
+    """A conda environment as conda lays it out: a whole Python installation in the
+    prefix, with ``conda-meta/``. (No conda on this machine: the Python is CPython
+    3.10 hard-linked from pyenv, its site-packages a real copy, so nothing installed
+    here can reach the original.)"""
+    source = Path(pyenv("3.10")).parent.parent
+    prefix = tmp_path / "miniconda3" / "envs" / "ml"
+    prefix.parent.mkdir(parents=True)
+    subprocess.run(["cp", "-al", str(source), str(prefix)], check=True)
+    site = next((prefix / "lib").glob("python3.*/site-packages"))
+    shutil.rmtree(site)
+    shutil.copytree(next((source / "lib").glob("python3.*/site-packages")), site, symlinks=True)
+    (prefix / "conda-meta").mkdir()
+    (prefix / "conda-meta" / "history").write_text("==> 2026-11-22 00:00:00 <==\n")
+    (site / "marker.py").write_text("VALUE = 1\n")
+    return prefix
+
+
+def test_a_conda_env_gets_its_own_pip_and_is_restored_when_the_install_fails(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer, conda_env: Path
+) -> None:
+    site = next((conda_env / "lib").glob("python3.*/site-packages"))
+    before = listing(site)
+    common = ["torch==2.8.0", "--conda-env", str(conda_env), "--backend", "cpu",
+              "--torch-index-url", index_server.torch_url]  # fmt: skip
+    dry = torchup(env, tmp_path, "install", *common, "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    doc = json.loads(dry.stdout)
+    assert doc["target"]["kind"] == "conda"
+    assert doc["installer"]["name"] == "pip"  # auto picks the env's own pip, not uv
+    assert "pytorch conda channel's last release was torch 2.5" in doc["message"]
+    python = str(conda_env / "bin" / "python")
+    assert all(c[:4] == [python, "-m", "pip", "install"] for c in doc["commands"])
+    # The torch family installs (step 1), then its dependencies cannot all be found
+    # (the local mirrors have no MarkupSafe for CPython 3.10), or, were they found, the
+    # stand-in torch would fail verification: either way the env's site-packages is put
+    # back from its snapshot, torch's files and all.
+    proc = torchup(env, tmp_path, "install", *common)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert (
+        "No matching distribution found for MarkupSafe" in proc.stdout
+        and "nothing was changed" in proc.stdout
+    ) or "everything was undone" in proc.stdout
+    assert "[notice]" not in proc.stdout  # pip's upgrade nag is not the reason
+    assert "Successfully installed torch-2.8.0+cpu" in proc.stderr  # step 1 did install
+    assert listing(site) == before
+    assert sorted(p.name for p in site.parent.iterdir() if ".torchup-" in p.name) == []
+    assert subprocess.run([python, "-c", "import marker"], check=False).returncode == 0

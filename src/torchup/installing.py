@@ -160,6 +160,10 @@ def install(
         conda_py = select(conda_env, env=env, cwd=cwd)
         conda_prefix = Path(conda_py.prefix)
     target = envs.resolve_target(venv=venv, conda_env=conda_prefix, system=system, env=env, cwd=cwd)
+    if target.kind == "conda" and installer == "auto":
+        choice = InstallerChoice(
+            name="pip", uv=None, source="--installer auto: a conda env gets its own pip"
+        )
     plan_kw: dict[str, Any] = {
         "backend": backend,
         "torch_index_url": torch_index_url,
@@ -202,7 +206,7 @@ def install(
     why_pip = (
         "conda env: installing with its own pip, since the pytorch conda channel's last "
         "release was torch 2.5 (pytorch/pytorch#138506). "
-        if target.kind == "conda"
+        if target.kind == "conda" and choice.name == "pip"
         else ""
     )
 
@@ -488,7 +492,9 @@ def _run_step(argv: Sequence[str], env: Mapping[str, str], echo: bool) -> str | 
     except RunnerError as exc:
         return exc.message
     if done.returncode != 0:
-        tail = [ln for ln in done.stdout.strip().splitlines() if ln.strip()][-3:]
+        said = done.stdout.strip().splitlines()
+        # pip's "[notice] A new release of pip is available" is never the reason
+        tail = [ln for ln in said if ln.strip() and not ln.startswith("[notice]")][-3:]
         return f"{Path(argv[0]).name} exited with status {done.returncode}: " + " / ".join(tail)
     return None
 
