@@ -12,15 +12,12 @@ imports it, so a failure on 3.10 is the tag's doing, not a broken wheel's.
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
-import http.server
 import io
 import json
 import shutil
 import subprocess
 import sys
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +25,9 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+import localindex
 from indexserver import make_wheel
+from localindex import File
 from test_install import env, freeze, siblings, torchup  # noqa: F401 (env: a fixture)
 from test_plan import pyenv
 from torchup.forcing import retag, stand_in_tags, unloadable_modules
@@ -79,30 +78,11 @@ def build_wheel(out: Path) -> bytes:
     return buf.getvalue()
 
 
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    requested: list[str]
-
-    def log_message(self, format: str, *args: object) -> None:
-        type(self).requested.append(self.path)
-
-
 def publish(
     root: Path, wheel: bytes, *, page_sha256: str | None = None, filename: str = WHEEL
 ) -> None:
     """``root/whl/cpu/torch/`` in the PyTorch index's layout, with PEP 658 metadata."""
-    cpu = root / "whl" / "cpu"
-    (cpu / "torch").mkdir(parents=True, exist_ok=True)
-    (cpu / filename).write_bytes(wheel)
-    (cpu / f"{filename}.metadata").write_text(METADATA)
-    sha = page_sha256 or hashlib.sha256(wheel).hexdigest()
-    meta = hashlib.sha256(METADATA.encode()).hexdigest()
-    href = f"/whl/cpu/{filename.replace('+', '%2B')}#sha256={sha}"
-    (cpu / "torch" / "index.html").write_text(
-        "<!DOCTYPE html>\n<html><body><h1>Links for torch</h1>\n"
-        f'<a href="{href}" data-requires-python="&gt;=3.6.2" '
-        f'data-dist-info-metadata="sha256={meta}" data-core-metadata="sha256={meta}">'
-        f"{filename}</a><br/>\n</body></html>\n"
-    )
+    localindex.publish(root, {"cpu": [File(filename, wheel, METADATA, page_sha256)]})
 
 
 @pytest.fixture(scope="module")
@@ -122,17 +102,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 def server(tmp_path: Path, wheel: bytes) -> Iterator[tuple[str, Path, list[str]]]:
     root = tmp_path / "site"
     publish(root, wheel)
-    handler = type("Handler", (Quiet,), {"requested": []})
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=str(root))
-    )
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}/whl", root, handler.requested
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with localindex.serve(root) as served:
+        yield served.url, root, served.requested
 
 
 def force(env: dict[str, str], cwd: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from indexserver import IndexServer
+import localindex
+from indexserver import IndexServer, make_wheel
+from localindex import File
 from test_plan import pyenv
 
 WHEELS = Path("/opt/wheels")
@@ -461,3 +463,54 @@ def test_a_conda_env_gets_its_own_pip_and_is_restored_when_the_install_fails(
     assert listing(site) == before
     assert sorted(p.name for p in site.parent.iterdir() if ".torchup-" in p.name) == []
     assert subprocess.run([python, "-c", "import marker"], check=False).returncode == 0
+
+
+def routing_wheels() -> dict[str, list[File]]:
+    """torch 2.8.0 and torchvision 0.23.0 built three ways, as small wheels with
+    the real metadata shapes (torchvision pins its torch) and no dependencies."""
+    out: dict[str, list[File]] = {}
+    for variant in ("cpu", "cu126", "cu128"):
+        files = []
+        for name, version, pin in (("torch", "2.8.0", None), ("torchvision", "0.23.0", "2.8.0")):
+            filename = f"{name}-{version}+{variant}-cp311-cp311-manylinux_2_28_x86_64.whl"
+            meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}+{variant}\n"
+            meta += f"Requires-Dist: torch=={pin}\n" if pin else ""
+            files.append(File(filename, make_wheel(filename, meta.encode()), meta))
+        out[variant] = files
+    return out
+
+
+@pytest.mark.parametrize(
+    ("driver", "variant"),
+    [("560.35.03", "cu126"), ("570.86.10", "cu128"), ("470.57.02", "cpu")],
+)
+def test_auto_routes_the_whole_family_to_the_variant_the_driver_runs(
+    tmp_path: Path, env: dict[str, str], driver: str, variant: str
+) -> None:
+    root = tmp_path / "site"
+    for project in ("torch", "torchvision"):
+        localindex.publish(
+            root, {v: [f for f in fs if f.filename.startswith(project + "-")]
+                   for v, fs in routing_wheels().items()}, project=project,
+        )  # fmt: skip
+    venv = tmp_path / "v"
+    run_env = {**env, "TORCHUP_GPU_ARCHS": "8.6", "TORCHUP_CUDA_DRIVER_VERSION": driver}
+    with localindex.serve(root) as served:
+        proc = torchup(
+            run_env, tmp_path, "install", "torch==2.8.0", "torchvision", "--python",
+            pyenv("3.11"), "--venv", str(venv), "--torch-index-url", served.url,
+            "--installer", "uv", "--no-verify", "--json",
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    assert doc["plan"]["backend"]["name"] == variant
+    # what the installer fetched, and what the venv now holds, is that variant's build
+    fetched = {p for p in served.requested if p.endswith(".whl")}
+    assert fetched == {
+        f"/whl/{variant}/{f.filename.replace('+', '%2B')}" for f in routing_wheels()[variant]
+    }
+    site = next((venv / "lib").glob("python3.*/site-packages"))
+    assert sorted(p.name for p in site.glob("torch*.dist-info")) == [
+        f"torch-2.8.0+{variant}.dist-info",
+        f"torchvision-0.23.0+{variant}.dist-info",
+    ]

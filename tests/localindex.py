@@ -1,0 +1,79 @@
+"""A PyTorch-layout index written to a folder and served by ``http.server`` on
+127.0.0.1: for tests that need files of their own (a cp39 C-extension torch, a
+tampered hash, variant routing), where tests/indexserver.py serves generated data.
+
+Layout as the PyTorch index has it: ``<root>/whl/<variant>/<file>`` with
+``<root>/whl/<variant>/torch/index.html`` and the combined ``<root>/whl/torch/``
+page; ``%2B`` in hrefs, ``#sha256=`` fragments, PEP 658 ``.metadata`` files.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Served:
+    url: str  # the index root: .../whl
+    requested: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class File:
+    filename: str
+    data: bytes
+    metadata: str
+    sha256: str | None = None  # what the page claims (default: the real hash)
+
+
+def publish(root: Path, files: Mapping[str, Sequence[File]], project: str = "torch") -> None:
+    """Write every variant's files and pages, and the combined page, under ``root/whl``."""
+    combined = []
+    for variant, entries in files.items():
+        folder = root / "whl" / variant
+        (folder / project).mkdir(parents=True, exist_ok=True)
+        links = []
+        for f in entries:
+            (folder / f.filename).write_bytes(f.data)
+            (folder / f"{f.filename}.metadata").write_text(f.metadata)
+            sha = f.sha256 or hashlib.sha256(f.data).hexdigest()
+            meta = hashlib.sha256(f.metadata.encode()).hexdigest()
+            quoted = f.filename.replace("+", "%2B")
+            attrs = f'data-dist-info-metadata="sha256={meta}" data-core-metadata="sha256={meta}"'
+            links.append(f'<a href="/whl/{variant}/{quoted}#sha256={sha}" {attrs}>{f.filename}</a>')
+        page = "<!DOCTYPE html>\n<html><body>\n" + "<br/>\n".join(links) + "\n</body></html>\n"
+        (folder / project / "index.html").write_text(page)
+        combined += links
+    (root / "whl" / project).mkdir(parents=True, exist_ok=True)
+    (root / "whl" / project / "index.html").write_text(
+        "<!DOCTYPE html>\n<html><body>\n" + "<br/>\n".join(combined) + "\n</body></html>\n"
+    )
+
+
+@contextmanager
+def serve(root: Path) -> Iterator[Served]:
+    """Serve ``root`` on 127.0.0.1; the result logs every path requested."""
+    served = Served(url="")
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            served.requested.append(self.path)
+
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(root))
+    )
+    served.url = f"http://127.0.0.1:{httpd.server_port}/whl"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield served
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
