@@ -5,6 +5,8 @@
   (tests/indexserver.py). Attributes: ``url``, ``pypi_url`` (``<url>/pypi/simple``),
   ``torch_url`` (``<url>/whl``), ``requests`` (the request log), ``reset_log()``.
 - ``cache_env`` (function): a fresh cache directory, exported as ``TORCHUP_CACHE_DIR``.
+- ``torch_venv`` (session): a CPython 3.11 venv with the real CPU torch 2.13.0, installed
+  offline (tests/realtorch.py); its python. Skips where the wheel or Python is missing.
 - Markers: ``network`` runs only with ``TORCHUP_NETWORK_TESTS=1``, ``gpu`` only with
   ``TORCHUP_GPU_TESTS=1``.
 """
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +23,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import realtorch
 from indexserver import IndexServer
 
 _OPT_IN = {"network": "TORCHUP_NETWORK_TESTS", "gpu": "TORCHUP_GPU_TESTS"}
@@ -50,3 +54,17 @@ def cache_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("TORCHUP_CACHE_DIR", str(cache))
     return cache
+
+
+@pytest.fixture(scope="session")
+def torch_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A CPython 3.11 venv with the real CPU torch, installed offline; its python.
+
+    The installer's cache goes once the install is done and the venv at the end of the
+    session, so old pytest temp dirs do not pile up gigabytes.
+    """
+    if not realtorch.available():
+        pytest.skip("needs CPython 3.11.7, the torch 2.13.0+cpu wheel and the local index")
+    root = tmp_path_factory.mktemp("real-torch")
+    yield realtorch.build(root)
+    shutil.rmtree(root, ignore_errors=True)

@@ -1,27 +1,28 @@
 """``torchup verify`` against real interpreters and a real torch.
 
-One venv per session gets the real CPU wheel ``torch==2.13.0+cpu`` from pip's
-configured find-links folder, installed offline (uv, else pip) with its dependencies
-from the machine's local package index, never from the internet. The other targets are
-real venvs made with ``python -m venv --without-pip`` holding hand-written fakes: a
-``torch`` that hangs or kills its interpreter, a ``torchvision`` whose installed
-metadata pins another torch. The judging functions are pure and tested directly.
+One venv per session (``conftest.torch_venv``, built by tests/realtorch.py) gets the
+real CPU wheel ``torch==2.13.0+cpu`` from pip's configured find-links folder, installed
+offline (uv, else pip) with its dependencies from the machine's local package index,
+never from the internet. The other targets are real venvs made with ``python -m venv
+--without-pip`` holding hand-written fakes: a ``torch`` that hangs or kills its
+interpreter, a ``torchvision`` whose installed metadata pins another torch. The judging
+functions are pure and tested directly.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
+from realtorch import PYENV_VERSIONS, PYTHON311
+from realtorch import quiet_env as _quiet_env
 from torchup.accelerators import Accelerator, Gpu
 from torchup.errors import InterpreterError
 from torchup.verify import (
@@ -32,13 +33,6 @@ from torchup.verify import (
     hardware_checks,
     verify,
 )
-
-PYENV_VERSIONS = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
-PYTHON311 = PYENV_VERSIONS / "3.11.7" / "bin" / "python"
-WHEELS = Path("/opt/wheels")  # pip's configured find-links folder on this machine
-LOCAL_INDEX = Path("/opt/pypi/simple")  # a PEP 503 index of the dependencies, on disk
-LOCAL_FILES = Path("/opt/pypi/files")  # the same files, flat, for pip --find-links
-TORCH_PIN = "torch==2.13.0+cpu"
 
 CPU = Accelerator(kind="cpu", source="test")
 RTX_4090 = Gpu(
@@ -52,15 +46,6 @@ CUDA = Accelerator(
 
 def _base_python() -> Path:
     return PYTHON311 if PYTHON311.exists() else Path(sys.executable)
-
-
-def _quiet_env() -> dict[str, str]:
-    """os.environ without installer settings that could point at a remote index, and
-    with bytecode writing on, so the first import of torch caches its .pyc files."""
-    drop = ("PIP_", "UV_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
 
 
 def _venv(path: Path) -> Path:
@@ -84,55 +69,9 @@ def _write(root: Path, files: Mapping[str, str]) -> None:
         path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
 
 
-def _torch_wheel() -> Path | None:
-    found = sorted(WHEELS.glob("torch-2.13.0+cpu-cp311-*.whl"))
-    return found[0] if found else None
-
-
 @pytest.fixture(scope="session")
 def env() -> dict[str, str]:
     return _quiet_env()
-
-
-@pytest.fixture(scope="session")
-def torch_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A CPython 3.11 venv with the real CPU torch, installed offline; its python.
-
-    The installer's cache (~750 MB) goes once the install is done and the venv at the
-    end of the session, so old pytest temp dirs do not pile up gigabytes.
-    """
-    if not PYTHON311.exists() or _torch_wheel() is None or not LOCAL_INDEX.is_dir():
-        pytest.skip("needs CPython 3.11.7, the torch 2.13.0+cpu wheel and the local index")
-    root = tmp_path_factory.mktemp("verify")
-    venv = root / "torch-venv"
-    env = _quiet_env()
-    uv = Path(sys.executable).with_name("uv")
-    uv_path = str(uv) if uv.exists() else shutil.which("uv")
-    if uv_path:
-        subprocess.run(
-            [uv_path, "venv", "--no-config", "-q", "--python", str(PYTHON311), str(venv)],
-            check=True, capture_output=True, env=env,
-        )  # fmt: skip
-        cmd = [
-            uv_path, "pip", "install", "--no-config", "--offline", "-q",
-            "--python", str(venv / "bin" / "python"),
-            "--index-url", LOCAL_INDEX.as_uri(), "--find-links", str(WHEELS),
-            "--cache-dir", str(root / "uv-cache"),
-            TORCH_PIN,
-        ]  # fmt: skip
-    else:
-        _venv(venv)
-        env["PIP_CONFIG_FILE"] = os.devnull
-        cmd = [
-            str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index",
-            "--find-links", str(WHEELS), "--find-links", str(LOCAL_FILES),
-            TORCH_PIN,
-        ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    shutil.rmtree(root / "uv-cache", ignore_errors=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    yield venv / "bin" / "python"
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -176,6 +115,14 @@ def test_report_json_shape(torch_report: VerifyReport) -> None:
     }  # fmt: skip
     assert set(doc["checks"][0]) == {"id", "status", "detail", "seconds", "fix"}
     assert Path(doc["python"]).parent.parent.name == "torch-venv"
+
+
+def test_imports_only_skips_the_computations(torch_venv: Path, env: dict[str, str]) -> None:
+    report = verify(str(torch_venv), accelerator=CPU, env=env, computations=False)
+    assert [(c.id, c.status) for c in report.checks] == [
+        ("import-torch", "pass"), ("devices", "pass"), ("build-matches-hardware", "pass"),
+    ]  # fmt: skip
+    assert report.torch == "2.13.0+cpu"
 
 
 def test_cpu_build_on_a_gpu_machine_fails_with_the_fix(
@@ -454,3 +401,15 @@ def test_companion_shadowed_by_another_copy_fails() -> None:
     check = companion_check("torchvision", facts, "2.13.0", {}, python="py")
     assert check.status == "fail"
     assert "shadows" in check.detail
+
+
+def test_pypi_companion_labels_its_variant_in_its_version_only() -> None:
+    # PyPI's torchvision 0.28.0: metadata "0.28.0", torchvision.__version__ "0.28.0+cu130".
+    facts = {"dist_version": "0.28.0", "module_version": "0.28.0+cu130", "requires": [
+        "torch (==2.13.0)"]}  # fmt: skip
+    check = companion_check("torchvision", facts, "2.13.0+cpu", {}, python="py")
+    assert check.status == "fail"
+    assert check.detail.startswith("torchvision 0.28.0 is a cu130 build, torch 2.13.0+cpu is")
+    assert "shadows" not in check.detail  # the same release, not another copy
+    fits = companion_check("torchvision", facts, "2.13.0", {"cuda": "13.0"}, python="py")
+    assert fits.status == "pass"

@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Accelerator",
+    "DoctorReport",
     "InstallResult",
     "Interpreter",
     "Plan",
@@ -25,6 +26,7 @@ __all__ = [
     "VerifyReport",
     "__version__",
     "detect",
+    "doctor",
     "install",
     "plan",
     "pythons",
@@ -34,6 +36,7 @@ __all__ = [
 if TYPE_CHECKING:
     from .accelerators import Accelerator, detect
     from .api import plan, pythons
+    from .doctor import DoctorReport, doctor
     from .errors import TorchupError, UsageError
     from .installing import InstallResult, install
     from .interpreters import Interpreter
@@ -43,6 +46,8 @@ if TYPE_CHECKING:
 _LAZY = {
     "Accelerator": "accelerators",
     "detect": "accelerators",
+    "DoctorReport": "doctor",
+    "doctor": "doctor",
     "InstallResult": "installing",
     "install": "installing",
     "VerifyReport": "verify",

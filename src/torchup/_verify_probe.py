@@ -1,10 +1,11 @@
 """The verify probe: run BY the target Python, never imported by torchup.
 
-torchup reads this file's text and runs it as ``python -c SOURCE MARKER LOG``. It
-imports torch and each installed companion, records build facts and the devices torch
-sees, and runs small computations whose results it checks (a tensor op, an autograd
-backward pass, a matmul on every device, ``torchvision.ops.nms``, a torchaudio op).
-It prints one JSON document between two copies of MARKER.
+torchup reads this file's text and runs it as ``python -c SOURCE MARKER LOG [MODE]``.
+It imports torch and each installed companion, records build facts and the devices
+torch sees, and runs small computations whose results it checks (a tensor op, an
+autograd backward pass, a matmul on every device, ``torchvision.ops.nms``, a torchaudio
+op); with MODE ``imports-only`` (``torchup doctor``) it stops after the imports and
+the device query. It prints one JSON document between two copies of MARKER.
 
 Every step is also appended to the file LOG as one JSON line, flushed as it happens:
 ``{"hello": ...}`` when the probe starts, ``{"start": ID}`` before each check,
@@ -251,7 +252,7 @@ def audio_gain(torch: Any) -> tuple[str, None]:
     return "functional.gain(ones, 20 dB) == 10.0 each", None
 
 
-def companion(probe: Probe, torch: Any, name: str, gpus: list[str]) -> None:
+def companion(probe: Probe, torch: Any, name: str, gpus: list[str], compute: bool) -> None:
     facts = dist_facts(name)
     if facts is None:
         return
@@ -262,6 +263,8 @@ def companion(probe: Probe, torch: Any, name: str, gpus: list[str]) -> None:
     facts["module_version"] = getattr(module, "__version__", None)
     facts["cuda"] = getattr(getattr(module, "version", None), "cuda", None)
     probe.fact(name, facts)
+    if not compute:
+        return
     if name == "torchvision":
         for device in ["cpu", *gpus]:
             probe.check("torchvision-nms:" + device, functools.partial(nms, torch, module, device))
@@ -269,7 +272,8 @@ def companion(probe: Probe, torch: Any, name: str, gpus: list[str]) -> None:
         probe.check("torchaudio-gain", lambda: audio_gain(torch))
 
 
-def run(probe: Probe) -> None:
+def run(probe: Probe, compute: bool = True) -> None:
+    """Import torch and its companions; with ``compute``, also run the computations."""
     from importlib import metadata
 
     try:
@@ -285,14 +289,15 @@ def run(probe: Probe) -> None:
     found = probe.check("devices", lambda: devices(torch, build))
     probe.fact("build", build)
     probe.fact("devices", found or [])
-    probe.check("tensor-op", lambda: tensor_op(torch))
-    probe.check("autograd", lambda: autograd(torch))
     ids = [d["id"] for d in found or [{"id": "cpu"}]]
-    for device in ids:
-        probe.check("matmul:" + device, functools.partial(matmul, torch, device))
+    if compute:
+        probe.check("tensor-op", lambda: tensor_op(torch))
+        probe.check("autograd", lambda: autograd(torch))
+        for device in ids:
+            probe.check("matmul:" + device, functools.partial(matmul, torch, device))
     gpus = [d for d in ids if d != "cpu"]
     for name in ("torchvision", "torchaudio"):
-        companion(probe, torch, name, gpus)
+        companion(probe, torch, name, gpus, compute)
 
 
 def main() -> None:
@@ -302,6 +307,7 @@ def main() -> None:
         sys.exit(3)
     marker = sys.argv[1] if len(sys.argv) > 1 else "--torchup-verify--"
     probe = Probe(sys.argv[2] if len(sys.argv) > 2 else None)
+    compute = (sys.argv[3] if len(sys.argv) > 3 else "compute") != "imports-only"
     probe.note({"hello": sys.executable, "version": platform.python_version()})
     try:
         import faulthandler
@@ -309,7 +315,7 @@ def main() -> None:
         faulthandler.enable()  # a segfault in torch leaves a traceback on stderr
     except Exception:
         pass
-    run(probe)
+    run(probe, compute)
     doc = {"format": FORMAT, "executable": sys.executable, "facts": probe.facts}
     doc["checks"] = probe.checks
     text = json.dumps(doc, default=str, sort_keys=True)

@@ -95,6 +95,18 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="run torch in an environment and check it works here")
     _common(p)
     p.add_argument("--venv", metavar="PATH", help="the venv to check (instead of --python)")
+
+    p = sub.add_parser(
+        "doctor", help="find out why an existing PyTorch setup is broken, and how to fix it"
+    )
+    _common(p)
+    p.add_argument("--venv", metavar="PATH", help="the venv to examine (instead of --python)")
+    p.add_argument(
+        "--fix",
+        action="store_true",
+        help="after showing the fixes, apply the ones torchup can do safely: a reinstall "
+        "through torchup install, undone if it fails (the others stay advice)",
+    )
     return parser
 
 
@@ -242,12 +254,49 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import apply, doctor
+    from .render import render_doctor
+
+    report = doctor(python=args.python, venv=args.venv)
+    shown = {"quiet": args.quiet, "verbose": args.verbose > 0}
+    if not args.json:
+        print(render_doctor(report, **shown))
+    applied: list[dict[str, Any]] = []
+    automatic = [fix for fix in report.fixes if fix.automatic] if args.fix else []
+    if args.fix and not automatic and not report.ok and not args.json:
+        print("\n--fix: nothing here that torchup can fix by itself; see the fixes above")
+    for fix in automatic:
+        if not args.json:
+            print(f"\n--fix: {fix.command}")
+        try:
+            result = apply(fix, echo=not args.json and not args.quiet)
+        except TorchupError as exc:
+            ok, message = False, str(exc)
+        else:
+            problems = [f"{p.requirement}: {p.message}" for p in result.plan.problems]
+            ok, message = result.ok, "; ".join([result.message, *problems])
+            for warning in result.plan.warnings:
+                print(f"torchup: warning: {warning}", file=sys.stderr)
+        applied.append({"command": fix.command, "ok": ok, "message": message})
+        if not args.json:
+            print(message)
+    if automatic:
+        report = doctor(python=args.python, venv=args.venv)
+        if not args.json:
+            print("\nafter the fix:\n" + render_doctor(report, **shown))
+    if args.json:
+        _emit_json({**report.to_dict(), "applied": applied})
+    return 0 if report.ok else 1
+
+
 _COMMANDS = {
     "pythons": _cmd_pythons,
     "detect": _cmd_detect,
     "plan": _cmd_plan,
     "install": _cmd_install,
     "verify": _cmd_verify,
+    "doctor": _cmd_doctor,
 }
 
 

@@ -15,6 +15,7 @@ from .resolve import Outcome, Rejection
 
 __all__ = [
     "render_accelerator",
+    "render_doctor",
     "render_install",
     "render_plan",
     "render_pythons",
@@ -22,6 +23,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .doctor import DoctorReport
     from .installing import InstallResult
     from .verify import VerifyReport
 
@@ -185,4 +187,49 @@ def render_install(result: InstallResult) -> str:
         out.append("activate it with:")
         width = max(len(k) for k in result.activation)
         out += [f"  {k:<{width}}  {v}" for k, v in result.activation.items()]
+    return "\n".join(out)
+
+
+_ROW = 96  # the table's summary column is cut here; the details below have it whole
+
+
+def render_doctor(report: DoctorReport, *, quiet: bool = False, verbose: bool = False) -> str:
+    """A short table of every check, most severe first, then each problem's evidence and
+    fix, then the fixes (``--fix`` applies the automatic one). ``quiet`` leaves out the
+    passing checks, ``verbose`` adds their evidence."""
+    py = report.python
+    torch = report.torch or "not installed"
+    if report.variant:
+        torch += f" ({report.variant})"
+    out = [
+        f"python   {py.version}  {py.executable}  ({py.kind}, {py.source})",
+        f"torch    {torch}" + (f"  {report.location}" if report.location else ""),
+        f"machine  {report.accelerator.describe()}",
+    ]
+    from ._doctor_checks import ordered
+
+    rows = [f for f in ordered(report.checks) if not quiet or f.status != "pass"]
+    width = max((len(f.id) for f in rows), default=0)
+    out += [""] if rows else []
+    for f in rows:
+        summary = f.summary if len(f.summary) <= _ROW else f.summary[: _ROW - 3] + "..."
+        out.append(f"  {f.status:<4}  {f.id:<{width}}  {summary}")
+    for f in ordered(report.checks):
+        if f.status == "pass" and not (verbose and f.evidence):
+            continue
+        out += ["", f"{f.id} ({f.status}): {f.summary}"]
+        out += [f"  {line}" for line in f.evidence]
+        if f.fix:
+            out.append(f"  fix: {f.fix}")
+    automatic = [x for x in report.fixes if x.automatic]
+    advice = [x for x in report.fixes if not x.automatic]
+    if report.fixes:
+        out += ["", "fixes:"]
+    for x in automatic:
+        out.append(f"  torchup doctor --fix runs: {x.command}")
+        out.append(f"    (through torchup install, undone if it fails; mends {', '.join(x.mends)})")
+    for x in advice:
+        out.append(f"  run it yourself: {x.command}  ({', '.join(x.mends)})")
+    counts = {s: sum(f.status == s for f in report.checks) for s in ("fail", "warn", "pass")}
+    out += ["", f"{counts['fail']} failed, {counts['warn']} warned, {counts['pass']} passed"]
     return "\n".join(out)

@@ -37,6 +37,8 @@ __all__ = [
     "Verdict",
     "arch_list",
     "cuda_of",
+    "cuda_releases",
+    "cuda_variants",
     "driver_floors",
     "hardware_rule",
     "judge",
@@ -227,6 +229,28 @@ def arch_list(release: Version, variant: str, platform: str = "linux_x86_64") ->
         source=entry.get("source", ""),
         confidence=confidence,
     )
+
+
+def cuda_releases() -> list[Version]:
+    """The torch releases (``X.Y``) the cited architecture table covers, newest first.
+
+    >>> Version("2.5") in cuda_releases()
+    True
+    """
+    releases: dict[str, Any] = _load("cuda_archs.json")["releases"]
+    return sorted((Version(key) for key in releases), reverse=True)
+
+
+def cuda_variants(release: Version, platform: str = "linux_x86_64") -> list[str]:
+    """The CUDA variants the table lists for ``release`` (``X.Y``) on ``platform``
+    (else Linux x86-64), newest CUDA first.
+
+    >>> cuda_variants(Version("2.5.1"))
+    ['cu124', 'cu121', 'cu118']
+    """
+    row = _load("cuda_archs.json")["releases"].get(f"{release.major}.{release.minor}", {})
+    names = list((row.get(platform) or row.get("linux_x86_64") or {}).keys())
+    return sorted(names, key=lambda v: cuda_of(v) or (0, 0), reverse=True)
 
 
 def rocm_archs(variant: str) -> tuple[str, ...] | None:

@@ -54,6 +54,8 @@ __all__ = [
     "build_kind",
     "companion_check",
     "hardware_checks",
+    "hiding",
+    "variant_of",
     "verify",
 ]
 
@@ -151,15 +153,17 @@ def verify(
     accelerator: Accelerator | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = 300.0,
+    computations: bool = True,
 ) -> VerifyReport:
     """Run torch in ``python`` and report one check per fact proved or disproved.
 
     ``accelerator`` is what detection found (default: :func:`torchup.accelerators.detect`
     with ``env``); ``env`` is the environment the target runs with (default
     ``os.environ``, cleaned by :func:`torchup.runner.run`); ``timeout`` bounds the whole
-    run. Failed checks are data in the report, never exceptions. Raises
-    :class:`InterpreterError` when ``python`` cannot run the probe at all (missing, not
-    executable, not a Python 3.8+, dies or hangs before the probe starts).
+    run. Without ``computations`` only the imports and the device query run (what
+    ``torchup doctor`` needs). Failed checks are data in the report, never exceptions.
+    Raises :class:`InterpreterError` when ``python`` cannot run the probe at all
+    (missing, not executable, not a Python 3.8+, dies or hangs before the probe starts).
     """
     env = dict(os.environ if env is None else env)
     if accelerator is None:
@@ -167,7 +171,7 @@ def verify(
 
         accelerator = detect(env=env)
     began = time.perf_counter()
-    doc = _run_probe(python, env, timeout)
+    doc = _run_probe(python, env, timeout, computations=computations)
     exe = str(doc.get("executable") or python)
     facts: Mapping[str, Any] = doc.get("facts") or {}
     torch_version = facts.get("torch_version") or facts.get("torch_dist_version")
@@ -266,7 +270,7 @@ def hardware_checks(
         detail = f"torch is a {what} build, but this machine has {machine}"
         return [_judged("gpu-build-mismatch", "fail", detail, auto)]
     if not gpus:
-        hidden = _hiding(accelerator)
+        hidden = hiding(accelerator)
         said = build.get("device_warnings")
         if accelerator.kind == kind and accelerator.gpus and not hidden:
             detail = (
@@ -344,12 +348,18 @@ def companion_check(
         else:
             basis = "no torch pin in its metadata; the pairing table agrees"
     module_version, dist_version = facts.get("module_version"), facts.get("dist_version")
-    if module_version and dist_version and module_version != dist_version:
+    # PyPI's torchvision says 0.28.0 in its metadata and 0.28.0+cu130 in __version__:
+    # only the public parts must agree; the module's label still names the variant.
+    if module_version and dist_version and _public(module_version) != _public(dist_version):
         failures.append(
             f"the imported {name} is {module_version} but the installed metadata says "
             f"{dist_version} (another copy shadows it)"
         )
-    theirs = _variant(_local(version)) or _cuda_variant(facts.get("cuda"))
+    theirs = (
+        _variant(_local(version))
+        or _variant(_local(module_version))
+        or _cuda_variant(facts.get("cuda"))
+    )
     ours = _variant(torch.local) or _build_variant(build)
     if theirs and ours and theirs != ours:
         failures.append(f"{name} {version} is a {theirs} build, torch {torch} is a {ours} build")
@@ -368,14 +378,17 @@ def _probe_source() -> str:
     return Path(__file__).with_name("_verify_probe.py").read_text(encoding="utf-8")
 
 
-def _run_probe(python: str, env: Mapping[str, str], timeout: float) -> dict[str, Any]:
+def _run_probe(
+    python: str, env: Mapping[str, str], timeout: float, *, computations: bool = True
+) -> dict[str, Any]:
     """The probe's document, salvaged from its progress log when it died or hung."""
     marker = f"--torchup-{os.urandom(12).hex()}--"
     done: Completed | None = None
     error: RunnerError | None = None
     with tempfile.TemporaryDirectory(prefix="torchup-verify-") as tmp:
         progress = Path(tmp) / "progress.jsonl"
-        cmd = [python, "-c", _probe_source(), marker, str(progress)]
+        mode = "compute" if computations else "imports-only"
+        cmd = [python, "-c", _probe_source(), marker, str(progress), mode]
         try:
             # stdin="": a "python" that turns out to be interactive must not wait on it.
             done = run(cmd, env=env, timeout=timeout, cwd=tmp, check=False, stdin="")
@@ -535,6 +548,11 @@ def _local(text: str | None) -> str | None:
     return version.local if version is not None else None
 
 
+def _public(text: str) -> str:
+    version = _version(text)
+    return version.public if version is not None else text
+
+
 def _companion_version(facts: Mapping[str, Any]) -> str | None:
     value = facts.get("dist_version") or facts.get("module_version")
     return str(value) if value else None
@@ -553,6 +571,17 @@ def _torch_pins(requires: Sequence[str]) -> list[Requirement]:
             continue  # only an optional feature needs it
         pins.append(req)
     return pins
+
+
+def variant_of(version: str | None, build: Mapping[str, Any]) -> str | None:
+    """A torch's build variant: its local label, else what its build facts say.
+
+    >>> variant_of("2.9.0+cu128", {}), variant_of("2.9.0", {"cuda": "12.8"})
+    ('cu128', 'cu128')
+    >>> variant_of("2.13.0", {"cuda": None}), variant_of(None, {})
+    ('cpu', None)
+    """
+    return _variant(_local(version)) or (_build_variant(build) if build else None)
 
 
 def _variant(local: str | None) -> str | None:
@@ -587,14 +616,20 @@ def _build_name(build: Mapping[str, Any]) -> str:
     return "CPU-only"
 
 
-def _hiding(accelerator: Accelerator) -> list[tuple[str, str]]:
-    """The visibility variables that hide every GPU (CUDA stops at the first bad entry)."""
-    hiding = []
+def hiding(accelerator: Accelerator) -> list[tuple[str, str]]:
+    """The visibility variables that hide every GPU (CUDA stops at the first bad entry).
+
+    >>> from torchup.accelerators import Accelerator
+    >>> hidden = (("CUDA_VISIBLE_DEVICES", "-1"),)
+    >>> hiding(Accelerator(kind="cuda", source="t", visible_devices=hidden))
+    [('CUDA_VISIBLE_DEVICES', '-1')]
+    """
+    found = []
     for key, value in accelerator.visible_devices:
         first = value.split(",")[0].strip()
         if first in ("", "-1", "NoDevFiles") or first.startswith("-"):
-            hiding.append((key, value))
-    return hiding
+            found.append((key, value))
+    return found
 
 
 def _arch_name(device: SeenDevice) -> str:
