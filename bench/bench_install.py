@@ -124,7 +124,8 @@ def main() -> int:
         "# Install benchmarks",
         "",
         f"`python bench/bench_install.py --runs {args.runs}`: {PIN} from a local find-links "
-        "folder with local mirrors for its dependencies, a fresh venv per run, medians.",
+        "folder (bare) or an on-disk PyTorch-layout index listing the same file (torchup), "
+        "local mirrors for its dependencies, a fresh venv per run, medians.",
         "",
         "| case | median s |",
         "| --- | ---: |",
