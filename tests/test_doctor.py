@@ -14,6 +14,7 @@ by :func:`torchup.doctor.doctor` (or the CLI), which runs the target for real.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -771,6 +772,37 @@ def test_fix_goes_through_install_and_undoes_a_failure(
     assert "everything was undone" in applied["message"]
     assert {c["id"]: c["status"] for c in doc["checks"]}["torch-missing"] == "fail"
     assert sorted(str(p.relative_to(prefix)) for p in prefix.rglob("*")) == before
+
+
+def test_fix_installs_real_torch_and_the_second_look_passes(world: World, tmp_path: Path) -> None:
+    """``--fix`` end to end: an empty venv gets the real CPU torch 2.13.0 from an on-disk
+    PyTorch-layout index listing the machine's wheel (with its sha256), verified by
+    install, and doctor's second report passes."""
+    wheel = Path("/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl")
+    if not wheel.is_file() or not Path("/opt/pypi/simple").is_dir():
+        pytest.skip("needs the machine's local CPU torch wheel and package mirror")
+    page = tmp_path / "whl" / "cpu" / "torch"
+    page.mkdir(parents=True)
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    href = f"{wheel.as_uri().replace('+', '%2B')}#sha256={sha}"
+    (page / "index.html").write_text(f'<a href="{href}">{wheel.name}</a>\n')
+    prefix = make_venv(tmp_path / "env")
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nindex-url = file:///opt/pypi/simple\n")
+    env = world.with_env(
+        TORCHUP_TORCH_INDEX_URL=(tmp_path / "whl").as_uri(),
+        PIP_CONFIG_FILE=str(conf),
+        UV_CACHE_DIR=str(tmp_path / "uv-cache"),
+    )
+    proc = torchup(env, "doctor", "--venv", str(prefix), "--fix", "--json", cwd=world.cwd)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    (applied,) = doc["applied"]
+    assert applied["command"] == f"torchup install torch --venv {prefix}"
+    assert applied["ok"] is True
+    assert doc["ok"] is True  # the report after the fix
+    assert doc["torch"]["version"] == "2.13.0+cpu"
+    assert {c["id"]: c["status"] for c in doc["checks"]}["torch-missing"] == "pass"
 
 
 # --- pure: the checks on hand-made facts ----------------------------------------------
