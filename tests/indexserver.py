@@ -80,22 +80,31 @@ def _record_hash(data: bytes) -> str:
     return "sha256=" + digest.decode()
 
 
-def make_wheel(filename: str, metadata: bytes, *, filler: int = 0, blob: int = 0) -> bytes:
+def make_wheel(
+    filename: str,
+    metadata: bytes,
+    *,
+    filler: int = 0,
+    blob: int = 0,
+    files: dict[str, bytes] | None = None,
+) -> bytes:
     """A small valid wheel: package files, then dist-info METADATA, WHEEL, RECORD.
 
     ``filler`` extra tiny modules make the central directory and RECORD larger than
     the 64 KiB tail a range reader fetches first, and ``blob`` bytes of incompressible
-    "library" come first, as in a real torch wheel.
+    "library" come first, as in a real torch wheel. ``files`` replaces the generated
+    package with these members (name -> bytes).
     """
     _name, _version, _build, tags = parse_wheel_filename(filename)
     dist, ver = filename.split("-")[:2]
     info = f"{dist}-{ver}.dist-info"
     pkg = dist.lower()
-    members: list[tuple[str, bytes]] = []
-    if blob:
-        members.append((f"{pkg}/lib/libstub.so", random.Random(filename).randbytes(blob)))
-    members.append((f"{pkg}/__init__.py", f'__version__ = "{ver}"\n'.encode()))
-    members += [(f"{pkg}/_gen/m{i:04d}.py", f"VALUE = {i}\n".encode()) for i in range(filler)]
+    members: list[tuple[str, bytes]] = list((files or {}).items())
+    if not files:
+        if blob:
+            members.append((f"{pkg}/lib/libstub.so", random.Random(filename).randbytes(blob)))
+        members.append((f"{pkg}/__init__.py", f'__version__ = "{ver}"\n'.encode()))
+        members += [(f"{pkg}/_gen/m{i:04d}.py", f"VALUE = {i}\n".encode()) for i in range(filler)]
     wheel = "Wheel-Version: 1.0\nGenerator: torchup-tests (1.0)\nRoot-Is-Purelib: false\n"
     wheel += "".join(f"Tag: {t}\n" for t in sorted(str(t) for t in tags))
     members += [(f"{info}/METADATA", metadata), (f"{info}/WHEEL", wheel.encode())]

@@ -11,8 +11,6 @@ imports it, so a failure on 3.10 is the tag's doing, not a broken wheel's.
 # ruff: noqa: F811 (pytest passes the imported `env` fixture as a same-named argument)
 from __future__ import annotations
 
-import base64
-import hashlib
 import io
 import json
 import shutil
@@ -47,10 +45,6 @@ PyMODINIT_FUNC PyInit__C(void) { return PyModule_Create(&def); }
 """
 
 
-def _record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
 def build_wheel(out: Path) -> bytes:
     """The cp39 torch stand-in: compiled for 3.9, loadable by 3.9 only."""
     py39 = Path(pyenv("3.9"))
@@ -61,21 +55,11 @@ def build_wheel(out: Path) -> bytes:
     subprocess.run(
         ["gcc", "-shared", "-fPIC", f"-I{include}", str(src), "-o", str(ext)], check=True
     )
-    dist = "torch-1.10.0+cpu.dist-info"
     files = {
         "torch/__init__.py": b'from torch._C import *  # noqa\n__version__ = "1.10.0+cpu"\n',
         "torch/_C.cpython-39-x86_64-linux-gnu.so": ext.read_bytes(),
-        f"{dist}/METADATA": METADATA.encode(),
-        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: torchup-tests\nRoot-Is-Purelib: false\n"
-        b"Tag: cp39-cp39-linux_x86_64\n",
     }
-    record = "".join(f"{n},{_record_hash(d)},{len(d)}\n" for n, d in files.items())
-    files[f"{dist}/RECORD"] = (record + f"{dist}/RECORD,,\n").encode()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
+    return make_wheel(WHEEL, METADATA.encode(), files=files)
 
 
 def publish(

@@ -245,6 +245,13 @@ def listing(path: Path) -> set[str]:
     return {str(p.relative_to(path)) for p in path.rglob("*") if "__pycache__" not in p.parts}
 
 
+def stand_in_install(venv: Path, server: IndexServer) -> list[str]:
+    """Install the index server's generated torch 2.8.0, a stand-in that installs but is
+    not torch (so verification fails), into ``venv`` with uv."""
+    return ["install", "torch==2.8.0", "--venv", str(venv), "--backend", "cpu",
+            "--torch-index-url", server.torch_url, "--installer", "uv"]  # fmt: skip
+
+
 def test_failed_verification_in_an_existing_venv_changes_nothing(
     tmp_path: Path, env: dict[str, str], index_server: IndexServer
 ) -> None:
@@ -252,20 +259,7 @@ def test_failed_verification_in_an_existing_venv_changes_nothing(
     python = existing_venv(venv)
     before = listing(venv)
     # The index's generated torch is a stand-in that installs but is not torch.
-    proc = torchup(
-        env,
-        tmp_path,
-        "install",
-        "torch==2.8.0",
-        "--venv",
-        str(venv),
-        "--backend",
-        "cpu",
-        "--torch-index-url",
-        index_server.torch_url,
-        "--installer",
-        "uv",
-    )
+    proc = torchup(env, tmp_path, *stand_in_install(venv, index_server))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "verification failed" in proc.stdout
     assert "everything was undone" in proc.stdout
@@ -280,10 +274,7 @@ def test_an_install_killed_midway_leaves_the_environment_intact(
     venv = tmp_path / "env"
     existing_venv(venv)
     before = listing(venv)
-    args = [
-        sys.executable, "-m", "torchup", "install", "torch==2.8.0", "--venv", str(venv),
-        "--backend", "cpu", "--torch-index-url", index_server.torch_url, "--installer", "uv",
-    ]  # fmt: skip
+    args = [sys.executable, "-m", "torchup", *stand_in_install(venv, index_server)]
     proc = subprocess.Popen(
         args,
         env=env,
@@ -301,20 +292,7 @@ def test_an_install_killed_midway_leaves_the_environment_intact(
     proc.wait()  # closed terminal or an OOM kill of the group would
     assert listing(venv) == before
     # the next run clears what the killed one left
-    again = torchup(
-        env,
-        tmp_path,
-        "install",
-        "torch==2.8.0",
-        "--venv",
-        str(venv),
-        "--backend",
-        "cpu",
-        "--torch-index-url",
-        index_server.torch_url,
-        "--installer",
-        "uv",
-    )
+    again = torchup(env, tmp_path, *stand_in_install(venv, index_server))
     assert again.returncode == 1  # the stand-in torch fails verification again
     assert siblings(venv) == []
     assert listing(venv) == before

@@ -27,7 +27,7 @@ from packaging.markers import default_environment
 from packaging.tags import Tag, mac_platforms, sys_tags
 
 from torchup import interpreters
-from torchup.errors import InterpreterError, PythonNotFoundError
+from torchup.errors import InterpreterError, PythonNotFoundError, UsageError
 from torchup.interpreters import (
     Interpreter,
     default_interpreter,
@@ -811,3 +811,22 @@ def test_probe_script_parses_on_python_2_7_and_3_6() -> None:
 def test_parse_facts_rejects_malformed_input_with_value_error(raw: object) -> None:
     with pytest.raises(ValueError, match="probe"):
         parse_facts(raw)  # type: ignore[arg-type]  # deliberately not a Mapping[str, Any]
+
+
+@needs("3.10.13")
+def test_examined_takes_python_or_venv_and_says_what_is_wrong(
+    tmp_path: Path, cache_env: Path
+) -> None:
+    base = pyenv_python("3.10.13")
+    venv = tmp_path / "v"
+    subprocess.run([str(base), "-m", "venv", "--without-pip", str(venv)], check=True)
+    env = {"PATH": os.environ["PATH"], "TORCHUP_CACHE_DIR": str(cache_env)}
+    got = interpreters.examined(None, "v", env=env, cwd=tmp_path)  # relative to cwd
+    assert (got.kind, got.source, got.prefix) == ("venv", "--venv", str(venv))
+    assert interpreters.examined(str(base), None, env=env, cwd=tmp_path).prefix == str(
+        base.parent.parent
+    )
+    with pytest.raises(UsageError, match="name different targets"):
+        interpreters.examined("3.10", "v", env=env, cwd=tmp_path)
+    with pytest.raises(UsageError, match="no bin/python in"):
+        interpreters.examined(None, "missing", env=env, cwd=tmp_path)

@@ -13,11 +13,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import TorchupError, UsageError
+from .errors import TorchupError
 
 __all__ = ["main"]
 
@@ -140,6 +139,18 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _plan_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The options :func:`_plan_options` adds, as ``plan()``/``install()`` take them."""
+    return {
+        "backend": args.backend,
+        "torch_index_url": args.torch_index_url,
+        "index_url": args.index_url,
+        "extra_index_urls": args.extra_index_url,
+        "find_links": args.find_links,
+        "offline": args.offline,
+    }
+
+
 def _emit_json(doc: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
 
@@ -182,16 +193,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from .api import plan
     from .render import render_plan
 
-    result = plan(
-        args.requirements,
-        python=args.python,
-        backend=args.backend,
-        torch_index_url=args.torch_index_url,
-        index_url=args.index_url,
-        extra_index_urls=args.extra_index_url,
-        find_links=args.find_links,
-        offline=args.offline,
-    )
+    result = plan(args.requirements, python=args.python, **_plan_kwargs(args))
     if args.json:
         _emit_json(result.to_dict())
     elif not args.quiet or not result.ok:
@@ -212,16 +214,11 @@ def _cmd_install(args: argparse.Namespace) -> int:
         conda_env=args.conda_env,
         system=args.system,
         installer=args.installer,
-        backend=args.backend,
         dry_run=args.dry_run,
         verify=not args.no_verify,
         force_incompatible=args.force_incompatible,
-        torch_index_url=args.torch_index_url,
-        index_url=args.index_url,
-        extra_index_urls=args.extra_index_url,
-        find_links=args.find_links,
-        offline=args.offline,
         echo=not args.json and not args.quiet,
+        **_plan_kwargs(args),
     )
     if args.json:
         _emit_json(result.to_dict())
@@ -233,20 +230,11 @@ def _cmd_install(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .envs import venv_python
-    from .interpreters import default_interpreter, select
+    from .interpreters import examined
     from .render import render_verify
     from .verify import verify
 
-    if args.venv and args.python:
-        raise UsageError("--venv and --python name different targets", hint="pass one of them")
-    if args.venv:
-        python = str(venv_python(Path(args.venv)))
-    elif args.python:
-        python = select(args.python).executable
-    else:
-        python = default_interpreter().executable
-    report = verify(python)
+    report = verify(examined(args.python, args.venv).executable)
     if args.json:
         _emit_json(report.to_dict())
     else:

@@ -146,7 +146,9 @@ def doctor(
     env = dict(os.environ if env is None else env)
     cwd = Path.cwd() if cwd is None else cwd
     began = time.perf_counter()
-    interp = _target_python(python, venv, env, cwd)
+    from .interpreters import examined
+
+    interp = examined(python, venv, env=env, cwd=cwd)
     if accelerator is None:
         from .accelerators import detect
 
@@ -220,32 +222,6 @@ def apply(
 
 
 # --- the target -----------------------------------------------------------------------
-
-
-def _target_python(
-    python: str | None, venv: str | None, env: Mapping[str, str], cwd: Path
-) -> Interpreter:
-    from .interpreters import default_interpreter, probe, select
-
-    if python and venv:
-        raise UsageError("--venv and --python name different targets", hint="pass one of them")
-    if python:
-        return select(python, env=env, cwd=cwd)
-    if not venv:
-        return default_interpreter(env=env, cwd=cwd)
-    from .envs import venv_python
-
-    prefix = Path(venv) if Path(venv).is_absolute() else cwd / venv
-    exe = venv_python(prefix)
-    if not exe.exists():
-        raise UsageError(
-            f"--venv {venv!r}: {exe} does not exist",
-            hint="pass an existing venv; `torchup install --venv PATH` creates one",
-        )
-    interp = probe(exe, source="--venv", env=env)
-    if interp.error:
-        raise InterpreterError(f"{exe} does not work: {interp.error}")
-    return interp
 
 
 def _fix_target(interp: Interpreter) -> Target:

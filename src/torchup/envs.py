@@ -98,27 +98,20 @@ def resolve_target(
         path = (cwd / venv).resolve() if not Path(venv).is_absolute() else Path(venv)
         return _venv_target(path, "--venv")
     if conda_env is not None:
-        return Target(
-            kind="conda",
-            path=conda_env,
-            exists=True,
-            source="--conda-env",
-            executable=str(venv_python(conda_env)),
-        )
+        return _conda_target(conda_env, "--conda-env")
     if system:
         return Target(kind="system", path=Path("/"), exists=True, source="--system")
     if env.get("VIRTUAL_ENV"):
         return _venv_target(Path(env["VIRTUAL_ENV"]), "VIRTUAL_ENV")
     if env.get("CONDA_PREFIX"):
-        prefix = Path(env["CONDA_PREFIX"])
-        return Target(
-            kind="conda",
-            path=prefix,
-            exists=True,
-            source="CONDA_PREFIX",
-            executable=str(venv_python(prefix)),
-        )
+        return _conda_target(Path(env["CONDA_PREFIX"]), "CONDA_PREFIX")
     return _venv_target(cwd / ".venv", "default ./.venv")
+
+
+def _conda_target(prefix: Path, source: str) -> Target:
+    return Target(
+        kind="conda", path=prefix, exists=True, source=source, executable=str(venv_python(prefix))
+    )
 
 
 def _venv_target(path: Path, source: str) -> Target:

@@ -54,7 +54,7 @@ from ._locate import (
     version_tuple,
 )
 from ._paths import cache_dir
-from .errors import InterpreterError, PythonNotFoundError, RunnerError
+from .errors import InterpreterError, PythonNotFoundError, RunnerError, UsageError
 from .runner import run
 from .tags import ProbeFacts, compute_tags, parse_facts, parse_tags
 
@@ -67,6 +67,7 @@ __all__ = [
     "default_interpreter",
     "describe",
     "discover",
+    "examined",
     "externally_managed",
     "probe",
     "select",
@@ -279,6 +280,41 @@ def default_interpreter(
             f"the Python from {interp.source} ({interp.executable}) does not work: {interp.error}",
             hint="pass --python to choose another; `torchup pythons` lists them",
         )
+    return interp
+
+
+def examined(
+    python: str | None,
+    venv: str | None,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Interpreter:
+    """The Python a command that examines an existing environment acts on (``verify``,
+    ``doctor``): ``--python SPEC`` (:func:`select`), else ``--venv PATH``, else
+    :func:`default_interpreter`.
+
+    Raises :class:`UsageError` when both are given or the venv has no Python, and
+    :class:`InterpreterError` when the interpreter does not work.
+    """
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    if python and venv:
+        raise UsageError("--venv and --python name different targets", hint="pass one of them")
+    if python:
+        return select(python, env=env, cwd=cwd)
+    if not venv:
+        return default_interpreter(env=env, cwd=cwd)
+    prefix = Path(venv) if Path(venv).is_absolute() else cwd / venv
+    exe = python_in(prefix)
+    if exe is None:
+        raise UsageError(
+            f"--venv {venv!r}: no bin/python in {prefix}",
+            hint="pass an existing venv; `torchup install --venv PATH` creates one",
+        )
+    interp = probe(exe, source="--venv", env=env)
+    if interp.error:
+        raise InterpreterError(f"{exe} does not work: {interp.error}")
     return interp
 
 
