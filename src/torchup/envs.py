@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -140,7 +139,7 @@ def _venv_target(path: Path, source: str) -> Target:
 
 
 def _sibling(path: Path, what: str) -> Path:
-    return path.parent / f".{path.name}{_MARK}{what}-{secrets.token_hex(4)}"
+    return path.parent / f".{path.name}{_MARK}{what}-{os.urandom(4).hex()}"
 
 
 def clean_leftovers(path: Path) -> list[Path]:

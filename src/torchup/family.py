@@ -13,17 +13,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from . import companions
-from .accelerators import Accelerator
 from .compat import Candidate, TargetTags, fits, target_tags
 from .interpreters import Interpreter
 from .resolve import MetadataLookup, Outcome, VariantRule, choose, pair, public, torch_requirement
 from .variants import Verdict, cuda_of, driver_floors, hardware_rule, judge, platform_key
+
+if TYPE_CHECKING:
+    from .accelerators import Accelerator
 
 __all__ = [
     "FAMILY",

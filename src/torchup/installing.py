@@ -23,17 +23,19 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from . import envs
 from .errors import RunnerError, TorchupError, UsageError
-from .forcing import ForcedWheel
 from .installers import InstallerChoice, choose_installer, install_commands
 from .pages import redact
 from .plan import Plan
+
+if TYPE_CHECKING:
+    from .forcing import ForcedWheel
 
 __all__ = ["InstallResult", "install"]
 
@@ -404,7 +406,7 @@ def _fetch_forced(
 
     from ._paths import cache_dir
     from .family import FAMILY
-    from .forcing import retag, unloadable_modules
+    from .forcing import ForcedWheel, retag, unloadable_modules
     from .index import IndexClient
     from .metadata import local_metadata, parse_metadata
     from .pages import DistFile

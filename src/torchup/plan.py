@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from .accelerators import Accelerator
 from .backends import Backend
 from .interpreters import Interpreter
 from .pages import DistFile, redact
 from .resolve import Outcome
 from .sources import Sources
 from .variants import Verdict
+
+if TYPE_CHECKING:
+    from .accelerators import Accelerator
 
 __all__ = [
     "SCHEMA",

@@ -7,7 +7,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .accelerators import Accelerator
 from .interpreters import Interpreter
 from .pages import redact
 from .plan import Plan
@@ -23,6 +22,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .accelerators import Accelerator
     from .doctor import DoctorReport
     from .installing import InstallResult
     from .verify import VerifyReport

@@ -23,14 +23,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.version import InvalidVersion, Version
 
-from ._nvidia import Gpu
-from .accelerators import Accelerator
 from .compat import Candidate
 from .resolve import VariantRule
+
+if TYPE_CHECKING:
+    from ._nvidia import Gpu
+    from .accelerators import Accelerator
 
 __all__ = [
     "ArchList",
