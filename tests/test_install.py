@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -163,23 +164,10 @@ def test_dry_run_shows_the_commands_and_changes_nothing(
 ) -> None:
     work = tmp_path / "project"
     work.mkdir()
-    proc = torchup(
-        env,
-        work,
-        "install",
-        "torch==2.8.0",
-        "torchvision",
-        "--python",
-        pyenv("3.11"),
-        "--backend",
-        "cu126",
-        "--torch-index-url",
-        index_server.torch_url,
-        "--installer",
-        "pip",
-        "--dry-run",
-        "--json",
-    )
+    args = ["install", "torch==2.8.0", "torchvision", "--python", pyenv("3.11")]
+    args += ["--backend", "cu126", "--torch-index-url", index_server.torch_url]
+    args += ["--installer", "pip", "--dry-run", "--json"]
+    proc = torchup(env, work, *args)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["dry_run"] is True
@@ -188,6 +176,19 @@ def test_dry_run_shows_the_commands_and_changes_nothing(
     assert first[:4] == [str(work / ".venv/bin/python"), "-m", "pip", "install"]
     assert first[first.index("--index-url") + 1] == f"{index_server.torch_url}/cu126"
     assert second[4:6] == ["torch==2.8.0+cu126", "torchvision==0.23.0+cu126"]
+    # the hash-pinned file the first command reads is shown, since it lives only while
+    # the commands run
+    pinned = doc["requirements_file"]
+    assert first[first.index("-r") + 1] == pinned["path"]
+    sha = {p["name"]: p["sha256"] for p in doc["plan"]["packages"]}
+    assert pinned["text"].splitlines() == [
+        f"torch==2.8.0+cu126 --hash=sha256:{sha['torch']}",
+        f"torchvision==0.23.0+cu126 --hash=sha256:{sha['torchvision']}",
+    ]
+    assert list(work.iterdir()) == []
+    text = torchup(env, work, *args[:-1]).stdout
+    assert re.search(r"\n  with /\S+/torch-family\.txt:\n    torch==2\.8\.0\+cu126 --hash", text)
+    assert "once installed, activate it with:" in text
     assert list(work.iterdir()) == []
 
 

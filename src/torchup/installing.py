@@ -58,6 +58,9 @@ class InstallResult:
     activation: Mapping[str, str] = field(default_factory=dict)
     #: files installed under a tag they were not built for (``--force-incompatible``)
     forced: tuple[ForcedWheel, ...] = ()
+    #: the hash-pinned requirements file the commands read, as (path, text); the file
+    #: lives only while the commands run
+    requirements_file: tuple[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +76,11 @@ class InstallResult:
             "message": self.message,
             "activation": dict(self.activation),
             "forced": [f.to_dict() for f in self.forced],
+            "requirements_file": (
+                dict(zip(("path", "text"), self.requirements_file, strict=True))
+                if self.requirements_file
+                else None
+            ),
         }
 
 
@@ -234,9 +242,11 @@ def install(
             message=why_pip + message,
             activation=envs.activation(target.path) if ok and target.kind != "system" else {},
             forced=forced,
+            requirements_file=pinned,
         )
 
     trial = None
+    pinned: tuple[str, str] | None = None
     failed_plan = result
     if not result.ok and force_incompatible:
         if not verify:
@@ -281,6 +291,9 @@ def install(
             )
             for c in steps
         )
+        if any(str(hashes) in c for c in shown):
+            lines = (redact(line) if "://" in line else line for line in text.splitlines())
+            pinned = (str(hashes), "\n".join(lines) + "\n")
         if dry_run:
             return outcome(True, "dry run: nothing was created or changed", shown, dry=True)
         hashes.write_text(text)

@@ -180,11 +180,15 @@ def render_install(result: InstallResult) -> str:
         out.append("")
         out.append("would run:" if result.dry_run else "ran:")
         out += [f"  {shlex.join(c)}" for c in result.commands]
+        if result.requirements_file is not None:
+            path, text = result.requirements_file
+            out.append(f"  with {path}:")
+            out += [f"    {line}" for line in text.splitlines()]
     if result.verify is not None:
         out += ["", render_verify(result.verify)]
     out += ["", result.message]
     if result.ok and result.activation:
-        out.append("activate it with:")
+        out.append("once installed, activate it with:" if result.dry_run else "activate it with:")
         width = max(len(k) for k in result.activation)
         out += [f"  {k:<{width}}  {v}" for k, v in result.activation.items()]
     return "\n".join(out)
