@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .errors import TorchupError
@@ -35,8 +35,27 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _UsageExit(Exception):
+    """A command line argparse rejected (after it printed the usage and the error)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise _UsageExit(message, f"see `{self.prog} --help`")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: children stopped, changes undone."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="torchup",
         description="Put a working PyTorch into a chosen Python, or say exactly why it "
         "can't and what will.",
@@ -149,6 +168,10 @@ def _plan_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "find_links": args.find_links,
         "offline": args.offline,
     }
+
+
+def _error_doc(kind: str, message: str, hint: str | None) -> dict[str, Any]:
+    return {"schema": 1, "ok": False, "error": {"type": kind, "message": message, "hint": hint}}
 
 
 def _emit_json(doc: dict[str, Any]) -> None:
@@ -290,7 +313,14 @@ _COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    wants_json = "--json" in argv
+    try:
+        args = _parser().parse_args(argv)
+    except _UsageExit as exc:
+        if wants_json:
+            _emit_json(_error_doc("UsageError", *exc.args))
+        return 2
     level = (
         logging.WARNING
         if args.verbose == 0
@@ -303,22 +333,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=level, format="torchup: %(levelname)s: %(message)s", stream=sys.stderr
     )
+    import signal
+    import threading
+
+    # SIGTERM (a service manager, `kill`) undoes like Ctrl-C; only the main thread may
+    # set handlers, and an embedding program gets its own handler back afterwards
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return _COMMANDS[args.command](args)
     except TorchupError as exc:
         print(f"torchup: error: {exc}", file=sys.stderr)
-        if getattr(args, "json", False):
-            error = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
-            _emit_json({"schema": 1, "ok": False, "error": error})
+        if wants_json:
+            _emit_json(_error_doc(type(exc).__name__, exc.message, exc.hint))
         return exc.exit_code
     except BrokenPipeError:
         # The reader went away (`torchup plan | head`): not an error worth a message.
         # Point stdout at devnull so the flush at exit does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        print("torchup: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, _Terminated)
+        print("torchup: " + ("terminated" if terminated else "interrupted"), file=sys.stderr)
+        if wants_json:
+            _emit_json(_error_doc("Interrupted", "stopped; nothing was left half-done", None))
+        return 143 if terminated else 130
     except Exception as exc:  # an internal bug: say so briefly, details with -v
         if args.verbose:
             raise
@@ -328,3 +368,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

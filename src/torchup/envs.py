@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .errors import UsageError
+from .errors import TorchupError, UsageError
 
-__all__ = ["Staging", "Target", "activation", "resolve_target"]
+__all__ = ["Busy", "Staging", "Target", "activation", "resolve_target"]
 
 log = logging.getLogger(__name__)
 
@@ -94,20 +94,27 @@ def resolve_target(
             f"{' and '.join(chosen)} name different targets", hint="pass only one of them"
         )
     if venv:
-        path = (cwd / venv).resolve() if not Path(venv).is_absolute() else Path(venv)
-        return _venv_target(path, "--venv")
+        # resolved: a symlink to a venv names that venv, which is what gets replaced
+        return _venv_target((cwd / venv).resolve(), "--venv")
     if conda_env is not None:
         return _conda_target(conda_env, "--conda-env")
     if system:
         return Target(kind="system", path=Path("/"), exists=True, source="--system")
     if env.get("VIRTUAL_ENV"):
-        return _venv_target(Path(env["VIRTUAL_ENV"]), "VIRTUAL_ENV")
+        return _venv_target(Path(env["VIRTUAL_ENV"]).resolve(), "VIRTUAL_ENV")
     if env.get("CONDA_PREFIX"):
         return _conda_target(Path(env["CONDA_PREFIX"]), "CONDA_PREFIX")
     return _venv_target(cwd / ".venv", "default ./.venv")
 
 
 def _conda_target(prefix: Path, source: str) -> Target:
+    if not is_conda(prefix):
+        what = "a virtual environment" if is_venv(prefix) else "a Python installation"
+        raise UsageError(
+            f"{source} names {prefix}, which is {what}, not a conda environment (no conda-meta/)",
+            hint="pass --venv for a venv, --conda-env with a conda env's name or prefix, "
+            "or --system to install into a Python installation itself",
+        )
     return Target(
         kind="conda", path=prefix, exists=True, source=source, executable=str(venv_python(prefix))
     )
@@ -143,12 +150,70 @@ def _sibling(path: Path, what: str) -> Path:
 
 
 def clean_leftovers(path: Path) -> list[Path]:
-    """Remove what a killed run left beside ``path`` (``.NAME.torchup-*``)."""
+    """Remove what a killed run left beside ``path`` (``.NAME.torchup-*``). Call it
+    only while holding :func:`lock`, so no running install's staging is taken."""
     removed = []
     for stale in path.parent.glob(f".{path.name}{_MARK}*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
         removed.append(stale)
     return removed
+
+
+class Busy(TorchupError):
+    """Another torchup run is changing the same environment."""
+
+
+class _Lock:
+    """An exclusive, non-blocking lock on an environment, held while it is changed:
+    ``.NAME.torchup.lock`` beside it (outside the leftovers' pattern), removed on
+    release. After locking, the file must still be the one at that path, or a run that
+    just released and removed it would let two runs in."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = path.parent / f".{path.name}.torchup.lock"
+        self.target = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks here; renames still protect
+            return
+        for _ in range(3):
+            try:
+                fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:  # a folder we may not write to: nothing to guard
+                log.debug("not locking %s: %s", self.target, exc)
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise Busy(
+                    f"another torchup run (pid {holder}) is changing {self.target}",
+                    hint="wait for it to finish, then run this again",
+                ) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.file).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode())
+                self._fd = fd
+                return
+            os.close(fd)  # released and removed under us: lock the new file
+        raise Busy(f"cannot lock {self.file}", hint="run this again")
+
+    def release(self) -> None:
+        if self._fd is not None:
+            self.file.unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = None
 
 
 def _link_copy(src: Path, dst: Path) -> None:
@@ -198,6 +263,8 @@ class Staging:
         self.target = target
         self.committed = False
         self._backup: Path | None = None
+        self._lock = _Lock(target.path)
+        self._made: list[Path] = []  # parent folders this run created, deepest first
         path = target.path
         if target.kind == "venv":
             self.work = _sibling(path, "new" if not target.exists else "copy")
@@ -205,6 +272,18 @@ class Staging:
             self.work = path
 
     def __enter__(self) -> Staging:
+        try:
+            if self.target.kind == "venv":
+                self._made = _make_parents(self.target.path.parent)
+            if self.target.kind != "system":
+                self._lock.acquire()
+            self._stage()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _stage(self) -> None:
         if self.target.kind == "venv":
             clean_leftovers(self.target.path)
         if self.target.kind == "venv" and self.target.exists:
@@ -212,7 +291,6 @@ class Staging:
             _link_copy(self.target.path, self.work)
         elif self.target.kind != "venv":
             self._backup_site_packages()
-        return self
 
     def _backup_site_packages(self) -> None:
         site = _site_packages(self.target)
@@ -247,6 +325,18 @@ class Staging:
         self.committed = True
 
     def __exit__(self, *exc: object) -> None:
+        try:
+            self._undo()
+        finally:
+            self._lock.release()
+        if not self.committed:
+            for folder in self._made:  # only if still empty: never anything else's
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+
+    def _undo(self) -> None:
         if self.committed:
             return
         if self.target.kind == "venv":
@@ -260,6 +350,22 @@ class Staging:
             os.replace(site, trash)
             os.replace(self._backup, site)
             shutil.rmtree(trash, ignore_errors=True)
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return those created, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        try:
+            made.mkdir(exist_ok=True)
+        except OSError as exc:
+            for undo in reversed(missing[missing.index(made) + 1 :]):
+                undo.rmdir()
+            raise TorchupError(f"cannot create {made}: {exc.strerror or exc}") from exc
+    return missing
 
 
 def _site_packages(target: Target) -> Path | None:

@@ -206,7 +206,7 @@ def install(
             source="--system",
             executable=py.executable,
         )
-    elif py.externally_managed:
+    elif py.externally_managed and target.kind != "venv":  # a venv from it is fine
         raise UsageError(
             f"Python {py.version} at {py.executable} is externally managed (PEP 668); "
             "installing into it could break the system's packages",
@@ -341,19 +341,14 @@ def _commands(  # noqa: PLR0917 (private, called once)
     steps: list[tuple[str, ...]] = []
     if target.kind == "venv" and not target.exists:
         base = result.python.executable
+        # built at a hidden sibling, so the prompt is named for the final folder
+        prompt = ("--prompt", target.path.name)
         if choice.name == "uv":
             assert choice.uv is not None
-            create: tuple[str, ...] = (
-                choice.uv,
-                "venv",
-                "--quiet",
-                "--python",
-                base,
-                str(staging.work),
-            )
+            create: tuple[str, ...] = (choice.uv, "venv", "--quiet", *prompt, "--python", base)
         else:
-            create = (base, "-m", "venv", str(staging.work))
-        steps.append(create)
+            create = (base, "-m", "venv", *prompt)
+        steps.append((*create, str(staging.work)))
     python = str(staging.python)
     first, second, text = install_commands(
         choice,

@@ -1,0 +1,219 @@
+"""`torchup install` never changes the wrong thing: symlinked venvs, conda prefixes that
+are not conda envs, externally managed base Pythons, concurrent runs, SIGTERM, nested
+new paths, the prompt of a venv built aside, and usage errors under ``--json``.
+
+Real venvs, real uv and pip, the index server's generated torch 2.8.0 (a stand-in that
+installs but is not torch, so ``--no-verify`` where the install must succeed).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from indexserver import IndexServer
+from test_install import (
+    UNREACHABLE,
+    existing_venv,
+    listing,
+    local_env,
+    siblings,
+    stand_in_install,
+    torchup,
+)
+from test_plan import pyenv
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return local_env(tmp_path)
+
+
+def installed(venv: Path) -> list[str]:
+    return sorted(p.name for p in venv.glob("lib/python3.*/site-packages/torch-*.dist-info"))
+
+
+def test_a_symlink_to_a_venv_installs_into_that_venv(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer
+) -> None:
+    real = tmp_path / "real"
+    existing_venv(real)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    proc = torchup(env, tmp_path, *stand_in_install(link, index_server), "--no-verify")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert link.is_symlink()
+    assert link.resolve() == real
+    assert installed(real) == ["torch-2.8.0+cpu.dist-info"]
+    assert siblings(real) == []
+    assert siblings(link) == []
+    # the venv's scripts name the real path, not a staging one
+    assert "torchup-" not in (real / "bin" / "activate").read_text()
+
+
+@pytest.mark.parametrize("kind", ["venv", "python"])
+def test_a_conda_env_must_be_a_conda_env(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer, kind: str
+) -> None:
+    if kind == "venv":
+        prefix = tmp_path / "v"
+        existing_venv(prefix)
+        before = listing(prefix)
+    else:
+        prefix = Path(pyenv("3.11")).parent.parent
+    for how in (["--conda-env", str(prefix)], []):
+        run_env = env if how else {**env, "CONDA_PREFIX": str(prefix)}
+        proc = torchup(
+            run_env, tmp_path, "install", "torch==2.8.0", *how, "--backend", "cpu",
+            "--torch-index-url", index_server.torch_url, "--dry-run",
+        )  # fmt: skip
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "not a conda environment (no conda-meta/)" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    if kind == "venv":
+        assert listing(prefix) == before
+
+
+def test_a_venv_is_made_from_an_externally_managed_python(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer
+) -> None:
+    system = Path("/usr/bin/python3")
+    if not any((system.parent.parent / "lib").glob("python3*/EXTERNALLY-MANAGED")):
+        pytest.skip("no externally managed system Python here")
+    venv = tmp_path / "sysvenv"
+    proc = torchup(
+        env, tmp_path, "install", "torch==2.8.0", "--python", str(system), "--venv", str(venv),
+        "--backend", "cpu", "--torch-index-url", index_server.torch_url, "--installer", "uv",
+        "--no-verify", "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["plan"]["python"]["executable"] == str(system)
+    assert (venv / "pyvenv.cfg").is_file()
+    assert installed(venv) == ["torch-2.8.0+cpu.dist-info"]
+    # the system Python itself was not touched, and without --system it never is
+    assert (
+        "torch"
+        not in subprocess.run(
+            [str(system), "-m", "pip", "list"], capture_output=True, text=True, check=False
+        ).stdout.split()
+    )
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_a_new_venv_is_prompted_with_its_own_name(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer, installer: str
+) -> None:
+    venv = tmp_path / "myproject"
+    args = ["install", "torch==2.8.0", "--python", pyenv("3.11"), "--venv", str(venv)]
+    args += ["--backend", "cpu", "--torch-index-url", index_server.torch_url]
+    proc = torchup(env, tmp_path, *args, "--installer", installer, "--no-verify")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "prompt = myproject" in (venv / "pyvenv.cfg").read_text().replace("'", "")
+    for script in (venv / "bin").iterdir():
+        if script.is_file() and not script.is_symlink():
+            assert b"torchup-" not in script.read_bytes(), script
+
+
+def test_a_failed_install_at_a_new_nested_path_removes_the_folders_it_made(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer
+) -> None:
+    (tmp_path / "keep").mkdir()
+    venv = tmp_path / "keep" / "a" / "b" / "venv"
+    args = ["install", "torch==2.8.0", "--python", pyenv("3.11"), "--venv", str(venv)]
+    args += ["--backend", "cpu", "--torch-index-url", index_server.torch_url]
+    proc = torchup(env, tmp_path, *args, "--installer", "uv")  # the stand-in fails verify
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "everything was undone" in proc.stdout
+    assert list((tmp_path / "keep").iterdir()) == []
+
+
+def test_a_second_run_on_the_same_venv_waits_its_turn(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer
+) -> None:
+    venv = tmp_path / "v"
+    existing_venv(venv)
+    before = listing(venv)
+    # another run holds the lock and is installing into its staged copy
+    other = tmp_path / ".v.torchup-copy-0badf00d"
+    (other / "bin").mkdir(parents=True)
+    lock = os.open(tmp_path / ".v.torchup.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(lock, b"4242")
+        proc = torchup(env, tmp_path, *stand_in_install(venv, index_server), "--no-verify")
+    finally:
+        os.close(lock)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"another torchup run (pid 4242) is changing {venv}" in proc.stderr
+    assert other.is_dir()  # its staging is not taken as a leftover
+    assert listing(venv) == before
+    # once the other run is gone, the next run clears its leftovers and installs
+    proc = torchup(env, tmp_path, *stand_in_install(venv, index_server), "--no-verify")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert siblings(venv) == []
+
+
+def _processes_naming(text: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def test_sigterm_undoes_like_ctrl_c_and_stops_the_installer(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    work = tmp_path / "project"
+    work.mkdir()
+    args = [
+        sys.executable, "-m", "torchup", "install", "torch==2.13.0", "--python", pyenv("3.11"),
+        "--backend", "cpu", "--torch-index-url", UNREACHABLE, "--installer", "pip", "--json",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        args, env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not siblings(work / ".venv") and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    staging = siblings(work / ".venv")
+    assert staging, "the install never started"
+    time.sleep(1.0)  # inside the install
+    proc.send_signal(signal.SIGTERM)  # to torchup alone, as `kill PID` does
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "torchup: terminated" in err
+    assert "Traceback" not in err
+    assert json.loads(out)["ok"] is False
+    assert list(work.iterdir()) == []
+    time.sleep(0.5)
+    assert _processes_naming(staging[0]) == []
+
+
+def test_usage_errors_under_json_are_one_document(tmp_path: Path) -> None:
+    for argv in (["plan", "--json", "--bogus"], ["install", "--json", "--installer", "foo"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "torchup", *argv],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 2
+        doc = json.loads(proc.stdout)
+        assert doc["ok"] is False
+        assert doc["error"]["type"] == "UsageError"
+        assert "usage: torchup" in proc.stderr
