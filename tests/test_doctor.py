@@ -657,7 +657,9 @@ def test_an_import_that_crashes_or_hangs_is_a_finding(
     assert broken.summary == (
         f"torch 2.13.0+cpu is installed, but import torch fails: importing torch {expected}"
     )
-    assert broken.fix == f"torchup install torch==2.13.0 --backend cpu --venv {cpu_venv}"
+    assert (
+        broken.fix == f"torchup install torch==2.13.0 --backend cpu --reinstall --venv {cpu_venv}"
+    )
     # the checks that read files still ran
     assert check(report, "python-unsupported").status == "pass"
 
@@ -803,6 +805,21 @@ def test_fix_installs_real_torch_and_the_second_look_passes(world: World, tmp_pa
     assert doc["ok"] is True  # the report after the fix
     assert doc["torch"]["version"] == "2.13.0+cpu"
     assert {c["id"]: c["status"] for c in doc["checks"]}["torch-missing"] == "pass"
+
+    # damaged: metadata says 2.13.0+cpu but the compiled core is gone. The installer
+    # would call that satisfied, so the fix reinstalls the same files.
+    (core,) = prefix.glob("lib/python3.11/site-packages/torch/_C.cpython-311-*.so")
+    core.unlink()
+    proc = torchup(env, "doctor", "--venv", str(prefix), "--fix", "--json", cwd=world.cwd)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    (applied,) = doc["applied"]
+    assert applied["command"] == (
+        f"torchup install torch==2.13.0 --backend cpu --reinstall --venv {prefix}"
+    )
+    assert applied["ok"] is True
+    assert doc["ok"] is True
+    assert core.is_file()
 
 
 # --- pure: the checks on hand-made facts ----------------------------------------------

@@ -217,3 +217,29 @@ def test_usage_errors_under_json_are_one_document(tmp_path: Path) -> None:
         assert doc["ok"] is False
         assert doc["error"]["type"] == "UsageError"
         assert "usage: torchup" in proc.stderr
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_reinstall_repairs_a_damaged_install_of_the_same_version(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer, installer: str
+) -> None:
+    venv = tmp_path / "v"
+    args = ["install", "torch==2.8.0", "--python", pyenv("3.11"), "--venv", str(venv)]
+    args += ["--backend", "cpu", "--torch-index-url", index_server.torch_url, "--no-verify"]
+    args += ["--installer", installer]
+    assert torchup(env, tmp_path, *args).returncode == 0
+    site = next(venv.glob("lib/python3.*/site-packages"))
+    record = next(site.glob("torch-2.8.0*.dist-info")) / "RECORD"
+    module = next(
+        site / line.split(",")[0]
+        for line in record.read_text().splitlines()
+        if line.startswith("torch/") and line.split(",")[0].endswith(".py")
+    )
+    module.unlink()  # a damaged install: metadata says 2.8.0, a file is gone
+    proc = torchup(env, tmp_path, *args)  # the installer calls it satisfied
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not module.exists()
+    proc = torchup(env, tmp_path, *args, "--reinstall")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert module.exists()
+    assert siblings(venv) == []

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from realtorch import PYENV_VERSIONS, PYTHON311
+from realtorch import PYTHON311
 from realtorch import quiet_env as _quiet_env
 from torchup.accelerators import Accelerator, Gpu
 from torchup.errors import InterpreterError
@@ -48,9 +48,10 @@ def _base_python() -> Path:
     return PYTHON311 if PYTHON311.exists() else Path(sys.executable)
 
 
-def _venv(path: Path) -> Path:
+def _venv(path: Path, base: Path | None = None) -> Path:
+    """A venv at ``path`` made by ``base`` (default CPython 3.11); its python."""
     subprocess.run(
-        [str(_base_python()), "-m", "venv", "--without-pip", str(path)],
+        [str(base or _base_python()), "-m", "venv", "--without-pip", str(path)],
         check=True,
         capture_output=True,
     )
@@ -133,7 +134,8 @@ def test_cpu_build_on_a_gpu_machine_fails_with_the_fix(
     check = _check(report, "cpu-build-on-gpu")
     assert check["status"] == "fail"
     assert "RTX 4090" in str(check["detail"])
-    assert check["fix"] == f"torchup install torch --backend auto --python {report.python}"
+    venv = torch_venv.parent.parent
+    assert check["fix"] == f"torchup install torch --backend auto --venv {venv}"
     # the rest still ran and still proves the CPU build itself works
     assert _check(report, "autograd")["status"] == "pass"
     assert [c.id for c in report.checks if c.status == "fail"] == ["cpu-build-on-gpu"]
@@ -187,7 +189,10 @@ def test_companion_pinned_to_another_torch_fails(
     pairing = _check(report, "torchvision-matches-torch")
     assert pairing["status"] == "fail"
     assert "requires torch==2.12.0" in str(pairing["detail"])
-    assert pairing["fix"] == f"torchup install torch==2.13.0 torchvision --python {report.python}"
+    overlay = tmp_path / "overlay"
+    assert pairing["fix"] == (
+        f"torchup install torch==2.13.0 torchvision --backend cpu --venv {overlay}"
+    )
     nms = _check(report, "torchvision-nms:cpu")
     assert nms["status"] == "fail"
     assert "torchvision::nms does not exist" in str(nms["detail"])
@@ -210,7 +215,8 @@ def test_venv_without_torch_is_a_failed_check(tmp_path: Path, env: dict[str, str
     check = _check(report, "import-torch")
     assert check["status"] == "fail"
     assert "No module named 'torch'" in str(check["detail"])
-    assert check["fix"] == f"torchup install torch --python {report.python}"
+    # into the venv examined: `--python` alone would install into ./.venv instead
+    assert check["fix"] == f"torchup install torch --venv {tmp_path / 'bare'}"
     assert [c.id for c in report.checks] == ["import-torch"]
 
 
@@ -238,7 +244,7 @@ def test_torch_that_kills_the_interpreter_is_a_failed_check(
     check = _check(report, "import-torch")
     assert check["status"] == "fail"
     assert expected in str(check["detail"])
-    assert check["fix"] == f"torchup install torch --python {report.python}"
+    assert check["fix"] == f"torchup install torch --venv {tmp_path / 'crash'}"
     assert not report.ok
 
 
@@ -263,14 +269,12 @@ def test_a_missing_or_broken_interpreter_raises(tmp_path: Path, env: dict[str, s
     broken.chmod(0o755)
     with pytest.raises(InterpreterError, match="cannot find libpython"):
         verify(str(broken), accelerator=CPU, env=env)
-    python27 = PYENV_VERSIONS / "2.7.18" / "bin" / "python"
-    if python27.exists():  # the probe does not even parse
-        with pytest.raises(InterpreterError, match=r"older than Python 3\.8"):
-            verify(str(python27), accelerator=CPU, env=env)
-    python37 = PYENV_VERSIONS / "3.7.16" / "bin" / "python"
-    if python37.exists():  # it parses, but has no importlib.metadata
-        with pytest.raises(InterpreterError, match=r"needs Python 3\.8 or newer"):
-            verify(str(python37), accelerator=CPU, env=env)
+    # a Python too old to parse the probe (older than 2.7 and 3.6; see test_verify_old)
+    ancient = tmp_path / "python1.5"
+    ancient.write_text("#!/bin/sh\necho 'SyntaxError: invalid syntax' >&2\nexit 1\n")
+    ancient.chmod(0o755)
+    with pytest.raises(InterpreterError, match=r"does not parse there .*Python 2\.7 or 3\.6\+"):
+        verify(str(ancient), accelerator=CPU, env=env)
 
 
 # --- judging the facts ----------------------------------------------------------------
@@ -378,7 +382,13 @@ def test_companion_of_another_variant_fails() -> None:
     check = companion_check("torchvision", facts, "2.13.0+cpu", {}, python="/v/bin/python")
     assert check.status == "fail"
     assert "cu128 build" in check.detail
-    assert check.fix == "torchup install torch==2.13.0 torchvision --python /v/bin/python"
+    assert check.fix == (
+        "torchup install torch==2.13.0 torchvision --backend cpu --python /v/bin/python"
+    )
+    venv = companion_check(
+        "torchvision", facts, "2.13.0+cpu", {}, python="/v/bin/python", target=("--venv", "/v")
+    )
+    assert venv.fix == "torchup install torch==2.13.0 torchvision --backend cpu --venv /v"
     # no label: the CUDA version torchvision reports, against torch's build facts
     plain = {"dist_version": "0.28.0", "requires": ["torch==2.13.0"], "cuda": "12.8"}
     assert companion_check("torchvision", plain, "2.13.0+cpu", {}, python="py").status == "fail"

@@ -27,14 +27,13 @@ from ._doctor_facts import (
     SiteFacts,
     TorchBuild,
     import_status,
-    install_command,
     is_under,
     parse_version,
     python_support,
     same_path,
     torch_build,
 )
-from ._doctor_fixes import install_plans, plan_fixes, runnable_build
+from ._doctor_fixes import fix_commands, install_plans, plan_fixes, runnable_build
 from .verify import SeenDevice, Status, companion_check, hardware_checks, hiding, variant_of
 
 __all__ = ["CHECKS", "CUDA_LIBRARY", "ordered", "run_checks"]
@@ -552,7 +551,7 @@ def run_checks(facts: Facts) -> tuple[list[Finding], list[Fix]]:
     """Every check in :data:`CHECKS` order, and the fixes for what is not passing."""
     tb = torch_build(facts.site, facts.report)
     installs = install_plans(facts, tb)
-    command = {k: install_command(r, b, facts.target) for k, (r, b) in installs.items()}
+    command = fix_commands(installs, facts)
     findings = [
         check_pip_mismatch(facts.commands),
         check_torch_missing(facts, command["torch-missing"]),

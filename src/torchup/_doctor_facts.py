@@ -325,16 +325,22 @@ def torch_build(site: SiteFacts, report: VerifyReport | None) -> TorchBuild | No
     return TorchBuild(version=version, build=build, source="torch/version.py", dist=dist)
 
 
-def install_command(requirements: Sequence[str], backend: str | None, target: Target) -> str:
+def install_command(
+    requirements: Sequence[str], backend: str | None, target: Target, *, reinstall: bool = False
+) -> str:
     """The ``torchup install`` command line for ``requirements`` into ``target``.
 
     >>> t = Target(kind="venv", path="/p/.venv", executable="/p/.venv/bin/python")
     >>> install_command(["torch==2.13.0", "torchvision"], "cpu", t)
     'torchup install torch==2.13.0 torchvision --backend cpu --venv /p/.venv'
+    >>> install_command(["torch==2.13.0"], "cpu", t, reinstall=True)
+    'torchup install torch==2.13.0 --backend cpu --reinstall --venv /p/.venv'
     """
     argv = ["torchup", "install", *requirements]
     if backend:
         argv += ["--backend", backend]
+    if reinstall:
+        argv.append("--reinstall")
     return shlex.join([*argv, *target.args()])
 
 

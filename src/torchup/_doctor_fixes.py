@@ -25,7 +25,14 @@ from ._doctor_facts import (
     release_supports,
 )
 
-__all__ = ["INSTALL_PRIORITY", "install_plans", "plan_fixes", "runnable_build"]
+__all__ = [
+    "INSTALL_PRIORITY",
+    "REINSTALL",
+    "fix_commands",
+    "install_plans",
+    "plan_fixes",
+    "runnable_build",
+]
 
 #: Checks a reinstall mends, most thorough fix first: the first failing one is the
 #: fix applied, and it mends the others (each reinstalls the whole torch family). A
@@ -41,6 +48,9 @@ INSTALL_PRIORITY = (
     "companion-mismatch",
 )
 _COMPANIONS = ("torchvision", "torchaudio")
+#: Checks whose reinstall keeps the installed versions: the installer would call them
+#: satisfied and change nothing, so the family's files are replaced (``--reinstall``).
+REINSTALL = frozenset({"torch-import"})
 
 Install = tuple[list[str], str | None]  # requirements, --backend
 
@@ -63,23 +73,35 @@ def install_plans(facts: Facts, tb: TorchBuild | None) -> dict[str, Install]:
     }
 
 
+def fix_commands(installs: dict[str, Install], facts: Facts) -> dict[str, str]:
+    """The ``torchup install`` command that mends each check."""
+    return {
+        k: install_command(r, b, facts.target, reinstall=k in REINSTALL)
+        for k, (r, b) in installs.items()
+    }
+
+
 def plan_fixes(
     findings: Sequence[Finding], facts: Facts, installs: dict[str, Install]
 ) -> list[Fix]:
     """One install for the failing findings a reinstall mends (the most thorough of
     their commands; automatic for a venv or conda env, never for a Python itself), then
     every other command as advice, each once."""
-    command = {k: install_command(r, b, facts.target) for k, (r, b) in installs.items()}
+    command = fix_commands(installs, facts)
     mended = [f.id for f in findings if f.status == "fail" and f.fix == command.get(f.id)]
     fixes: list[Fix] = []
     chosen = next((k for k in INSTALL_PRIORITY if k in mended), None)
     if chosen is not None:
         requirements, backend = installs[chosen]
+        mends = tuple(k for k in INSTALL_PRIORITY if k in mended)
+        reinstall = any(k in REINSTALL for k in mends)
         kwargs: dict[str, Any] = {"requirements": tuple(requirements), "backend": backend}
         kwargs.update(facts.target.install_kwargs())
+        if reinstall:
+            kwargs["reinstall"] = True
         automatic = facts.target.kind in ("venv", "conda")
-        mends = tuple(k for k in INSTALL_PRIORITY if k in mended)
-        fixes.append(Fix(mends=mends, command=command[chosen], automatic=automatic, install=kwargs))
+        line = install_command(requirements, backend, facts.target, reinstall=reinstall)
+        fixes.append(Fix(mends=mends, command=line, automatic=automatic, install=kwargs))
     for finding in findings:
         if finding.status == "pass" or not finding.fix or finding.id in mended:
             continue

@@ -14,15 +14,20 @@ crashes the interpreter or hangs and is killed, that log is all that is left, an
 names the check that was running.
 
 The probe only reports: each check's own pass/fail (did the computation give the right
-answer) and raw facts. Judging the facts (a CPU build on a GPU machine, a torchvision
-built for another torch) happens in :mod:`torchup.verify`, with ``packaging``.
+answer) and raw facts (among them the environment: ``sys.prefix``, whether it is a venv
+or a conda env). Judging the facts (a CPU build on a GPU machine, a torchvision built
+for another torch, which ``torchup install`` command mends a failure) happens in
+:mod:`torchup.verify`, with ``packaging``.
 
 Constraints: standard library plus torch and its companions, never torchup; it must
-parse and run on Python 3.8+ (annotations stay strings thanks to the ``__future__``
-import, so ``X | None`` and ``list[str]`` are fine in them and nowhere else).
+parse and run on Python 2.7 and 3.6+, because torchup installs torch into them (torch
+1.4 was the last release for 2.7, 1.10 for 3.6, 1.13 for 3.7). So: no f-strings, no
+annotations (type comments keep mypy informed), no ``@``, no ``*`` unpacking in
+literals, and the installed metadata is read from ``sys.path`` with the standard
+library where ``importlib.metadata`` (3.8+) is missing. The computations use only
+torch APIs that torch 1.0 already had.
 """
-
-from __future__ import annotations
+# ruff: noqa: UP032 -- str.format, not f-strings: this file must parse on Python 2.7
 
 import sys
 
@@ -31,33 +36,44 @@ import sys
 if __name__ == "__main__":
     sys.path[:] = [entry for entry in sys.path if entry not in ("", ".")]
 
-import contextlib
+import codecs
 import functools
 import importlib
 import json
+import os
 import platform
+import re
 import time
 import warnings
-from collections.abc import Callable
-from typing import IO, Any
+
+MYPY = False
+if MYPY:  # never runs (no typing in Python 2.7); mypy takes MYPY as true
+    from collections.abc import Callable  # noqa: F401 -- used in the type comments
+    from typing import Any  # noqa: F401 -- used in the type comments
 
 FORMAT = 1
 _MAX_TEXT = 600  # an exception message can hold a whole library path list
+_clock = getattr(time, "perf_counter", time.time)  # Python 2.7 has no perf_counter
 
 
 class Failed(Exception):
     """A computation ran but gave the wrong answer."""
 
 
-def describe(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+def describe(exc):
+    # type: (BaseException) -> str
+    try:
+        text = "{}: {}".format(type(exc).__name__, exc)
+    except Exception:  # a non-ASCII unicode message on Python 2.7
+        text = "{}: {!r}".format(type(exc).__name__, exc.args)
     text = " ".join(text.split())
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
 
 
-def warned(caught: list[Any]) -> str:
+def warned(caught):
+    # type: (list[Any]) -> str
     """The messages of recorded warnings, de-duplicated, as one clause."""
-    seen: list[str] = []
+    seen = []  # type: list[str]
     for item in caught:
         message = " ".join(str(item.message).split())
         if message not in seen:
@@ -68,29 +84,34 @@ def warned(caught: list[Any]) -> str:
 class Probe:
     """Runs checks, records facts, and mirrors both into the log file."""
 
-    def __init__(self, log_path: str | None) -> None:
-        self.facts: dict[str, Any] = {}
-        self.checks: list[dict[str, Any]] = []
-        self.log: IO[str] | None = None
+    def __init__(self, log_path):
+        # type: (str | None) -> None
+        self.facts = {}  # type: dict[str, Any]
+        self.checks = []  # type: list[dict[str, Any]]
+        self.log = None  # type: Any
         if log_path:
-            self.log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 -- kept open
+            # codecs: Python 2.7's json.dumps gives byte strings, which io.open refuses
+            self.log = codecs.open(log_path, "a", "utf-8")  # noqa: SIM115 -- kept open
 
-    def note(self, record: dict[str, Any]) -> None:
+    def note(self, record):
+        # type: (dict[str, Any]) -> None
         if self.log is not None:
             self.log.write(json.dumps(record, default=str) + "\n")
             self.log.flush()
 
-    def fact(self, key: str, value: Any) -> None:
+    def fact(self, key, value):
+        # type: (str, Any) -> None
         self.facts[key] = value
         self.note({"fact": [key, value]})
 
-    def check(self, check_id: str, fn: Callable[[], Any]) -> Any:
+    def check(self, check_id, fn):
+        # type: (str, Callable[[], Any]) -> Any
         """Run ``fn`` as check ``check_id``; it returns ``(detail, value)`` or raises.
 
         Returns ``value``, or None when the check failed.
         """
         self.note({"start": check_id})
-        start = time.perf_counter()
+        start = _clock()
         status, value = "pass", None
         try:
             detail, value = fn()
@@ -102,47 +123,179 @@ class Probe:
             "id": check_id,
             "status": status,
             "detail": detail,
-            "seconds": round(time.perf_counter() - start, 4),
+            "seconds": round(_clock() - start, 4),
         }
         self.checks.append(record)
         self.note({"done": record})
         return value
 
 
-def import_module(name: str) -> tuple[str, Any]:
+def import_module(name):
+    # type: (str) -> tuple[str, Any]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         module = importlib.import_module(name)
     version = getattr(module, "__version__", None)
-    detail = f"{name} {version} from {getattr(module, '__file__', '?')}"
+    detail = "{} {} from {}".format(name, version, getattr(module, "__file__", "?"))
     said = warned(caught)
     if said:
-        detail += f" (warned: {said})"
+        detail += " (warned: {})".format(said)
     return detail, module
 
 
-def dist_facts(name: str) -> dict[str, Any] | None:
-    """What the installed distribution's metadata says, or None when not installed."""
-    from importlib import metadata, util
+# --- installed metadata ----------------------------------------------------------------
 
-    try:
-        spec = util.find_spec(name)
-    except Exception:
-        spec = None
-    try:
-        dist: Any = metadata.distribution(name)
-    except Exception:
-        dist = None
-    if spec is None and dist is None:
-        return None
+
+def environment():
+    # type: () -> dict[str, Any]
+    """Where this Python installs to: its prefix, and whether that is a venv or conda env."""
+    base = getattr(sys, "base_prefix", getattr(sys, "real_prefix", sys.prefix))
     return {
-        "dist_version": dist.version if dist is not None else None,
-        "requires": list(dist.requires or []) if dist is not None else [],
-        "origin": getattr(spec, "origin", None),
+        "prefix": sys.prefix,
+        "base_prefix": base,
+        "in_venv": hasattr(sys, "real_prefix") or base != sys.prefix,
+        "conda": os.path.isdir(os.path.join(sys.prefix, "conda-meta")),
     }
 
 
-def build_facts(torch: Any) -> dict[str, Any]:
+def normalize(name):
+    # type: (str) -> str
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_text(path):
+    # type: (str) -> str | None
+    try:
+        with codecs.open(path, "r", "utf-8", "replace") as f:
+            return f.read(1 << 20)  # unicode on Python 2.7: str() would encode it
+    except Exception:  # IOError and OSError are unrelated classes on Python 2.7
+        return None
+
+
+def headers(text):
+    # type: (str | None) -> dict[str, list[str]]
+    """RFC 822 headers of a METADATA/PKG-INFO file (up to the first blank line)."""
+    out = {}  # type: dict[str, list[str]]
+    key = None
+    for line in (text or "").splitlines():
+        if not line.strip():
+            break
+        if line[0] in " \t" and key is not None:
+            out[key][-1] += " " + line.strip()
+            continue
+        if ":" not in line:
+            continue
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        out.setdefault(key, []).append(value.strip())
+    return out
+
+
+def egg_requires(text):
+    # type: (str | None) -> list[str]
+    """An egg-info ``requires.txt`` as ``Requires-Dist`` lines (what importlib.metadata
+    makes of it): ``[extra]`` and ``[:marker]`` sections become markers."""
+    found = []  # type: list[str]
+    section = ""
+    for raw in (text or "").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        extra, _, marker = section.partition(":")
+        markers = ["({})".format(marker)] if marker else []
+        if extra:
+            markers.append('extra == "{}"'.format(extra))
+        found.append(line + ("; " + " and ".join(markers) if markers else ""))
+    return found
+
+
+def listdir(path):
+    # type: (str) -> list[str]
+    try:
+        return sorted(os.listdir(path))
+    except Exception:
+        return []
+
+
+def scan_metadata(name):
+    # type: (str) -> dict[str, Any] | None
+    """The first ``*.dist-info``/``*.egg-info`` of distribution NAME on sys.path,
+    searched in the order importlib.metadata searches; None when there is none."""
+    wanted = normalize(name)
+    for directory in sys.path:
+        for entry in listdir(directory or "."):
+            stem, _, suffix = entry.rpartition(".")
+            if suffix not in ("dist-info", "egg-info") or normalize(stem.split("-")[0]) != wanted:
+                continue
+            path = os.path.join(directory, entry)
+            if os.path.isfile(path):  # a distutils egg-info is the PKG-INFO file itself
+                meta, requires = headers(read_text(path)), None
+            else:
+                meta_name = "METADATA" if suffix == "dist-info" else "PKG-INFO"
+                meta = headers(read_text(os.path.join(path, meta_name)))
+                requires = read_text(os.path.join(path, "requires.txt"))
+            named = stem.split("-")  # torch-1.4.0-py2.7 for an egg-info
+            version = (meta.get("version") or [""])[0] or (named[1] if len(named) > 1 else None)
+            pins = meta.get("requires-dist") or egg_requires(requires)
+            return {"version": version, "requires": pins}
+    return None
+
+
+def distribution(name):
+    # type: (str) -> dict[str, Any] | None
+    """Installed distribution NAME's version and requirements, or None when missing."""
+    try:
+        from importlib import metadata
+    except ImportError:  # Python 3.7 and older
+        return scan_metadata(name)
+    try:
+        dist = metadata.distribution(name)
+    except Exception:
+        return None
+    return {"version": dist.version, "requires": list(dist.requires or [])}
+
+
+def module_origin(name):
+    # type: (str) -> tuple[bool, str | None]
+    """Whether ``import NAME`` finds a top-level module, and the file it would load."""
+    try:
+        from importlib.util import find_spec
+    except ImportError:  # Python 2.7: look where its importer looks
+        for directory in sys.path:
+            for tail in (os.path.join(name, "__init__.py"), name + ".py"):
+                path = os.path.join(directory or ".", tail)
+                if os.path.isfile(path):
+                    return True, path
+        return False, None
+    try:
+        spec = find_spec(name)
+    except Exception:
+        return False, None
+    return spec is not None, getattr(spec, "origin", None)
+
+
+def dist_facts(name):
+    # type: (str) -> dict[str, Any] | None
+    """What the installed distribution's metadata says, or None when not installed."""
+    found, origin = module_origin(name)
+    dist = distribution(name)
+    if not found and dist is None:
+        return None
+    return {
+        "dist_version": dist["version"] if dist is not None else None,
+        "requires": dist["requires"] if dist is not None else [],
+        "origin": origin,
+    }
+
+
+# --- torch ------------------------------------------------------------------------------
+
+
+def build_facts(torch):
+    # type: (Any) -> dict[str, Any]
     version = getattr(torch, "version", None)
     xpu_module = getattr(torch, "xpu", None)
     xpu = getattr(version, "xpu", None)
@@ -150,8 +303,10 @@ def build_facts(torch: Any) -> dict[str, Any]:
         xpu = "unknown" if xpu_module._is_compiled() else None
     mps = getattr(getattr(torch, "backends", None), "mps", None)
     cudnn = None
-    with contextlib.suppress(Exception):
+    try:  # noqa: SIM105 -- Python 2.7 has no contextlib.suppress
         cudnn = torch.backends.cudnn.version()
+    except Exception:
+        pass
     return {
         "cuda": getattr(version, "cuda", None),
         "hip": getattr(version, "hip", None),
@@ -163,9 +318,10 @@ def build_facts(torch: Any) -> dict[str, Any]:
     }
 
 
-def devices(torch: Any, build: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+def devices(torch, build):
+    # type: (Any, dict[str, Any]) -> tuple[str, list[dict[str, Any]]]
     """The devices torch sees; torch's own warnings (an old driver) go in the detail."""
-    found: list[dict[str, Any]] = [{"id": "cpu", "name": platform.machine(), "arch": None}]
+    found = [{"id": "cpu", "name": platform.machine(), "arch": None}]  # type: list[dict[str, Any]]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if torch.cuda.is_available():  # ROCm builds answer through torch.cuda too
@@ -174,64 +330,73 @@ def devices(torch: Any, build: dict[str, Any]) -> tuple[str, list[dict[str, Any]
                 if build.get("hip"):
                     arch = getattr(props, "gcnArchName", None)
                 else:
-                    arch = f"{props.major}.{props.minor}"
+                    arch = "{}.{}".format(props.major, props.minor)
                 found.append(
                     {
-                        "id": f"cuda:{index}",
+                        "id": "cuda:{}".format(index),
                         "name": props.name,
                         "arch": arch,
                         "memory_mib": props.total_memory // (1 << 20),
                     }
                 )
-            build["arch_list"] = list(torch.cuda.get_arch_list())
+            arch_list = getattr(torch.cuda, "get_arch_list", None)  # torch 1.7 and newer
+            if arch_list is not None:
+                build["arch_list"] = list(arch_list())
         xpu = getattr(torch, "xpu", None)
         if xpu is not None and xpu.is_available():
             for index in range(xpu.device_count()):
-                found.append({"id": f"xpu:{index}", "name": xpu.get_device_name(index)})
-        mps = getattr(torch.backends, "mps", None)
+                name = xpu.get_device_name(index)
+                found.append({"id": "xpu:{}".format(index), "name": name})
+        mps = getattr(getattr(torch, "backends", None), "mps", None)
         build["mps"] = bool(mps is not None and mps.is_available())
         if build["mps"]:
             found.append({"id": "mps", "name": "Apple MPS"})
     build["cuda_available"] = any(d["id"].startswith("cuda:") for d in found)
-    detail = ", ".join(f"{d['id']} {d['name']}" for d in found)
+    detail = ", ".join("{} {}".format(d["id"], d["name"]) for d in found)
     said = warned(caught)
     if said:
         build["device_warnings"] = said
-        detail += f" (warned: {said})"
+        detail += " (warned: {})".format(said)
     return detail, found
 
 
-def tensor_op(torch: Any) -> tuple[str, None]:
+def tensor_op(torch):
+    # type: (Any) -> tuple[str, None]
     t = torch.arange(12, dtype=torch.float32).reshape(3, 4)
     total = float((t * 2 + 1).sum())
     if total != 144.0:
-        raise Failed(f"(2 * arange(12) + 1).sum() gave {total!r}, expected 144.0")
+        raise Failed("(2 * arange(12) + 1).sum() gave {!r}, expected 144.0".format(total))
     return "(2 * arange(12) + 1).sum() == 144", None
 
 
-def autograd(torch: Any) -> tuple[str, None]:
+def autograd(torch):
+    # type: (Any) -> tuple[str, None]
     x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
     y = (x * x).sum() + 3 * x.sum()
     y.backward()
     grad = x.grad.tolist()
     if grad != [5.0, 7.0, 9.0]:
-        raise Failed(f"d/dx sum(x^2 + 3x) at [1, 2, 3] gave {grad!r}, expected [5, 7, 9]")
+        raise Failed("d/dx sum(x^2 + 3x) at [1, 2, 3] gave {!r}, expected [5, 7, 9]".format(grad))
     return "d/dx sum(x^2 + 3x) at [1, 2, 3] == [5, 7, 9]", None
 
 
-def matmul(torch: Any, device: str) -> tuple[str, None]:
+def matmul(torch, device):
+    # type: (Any, str) -> tuple[str, None]
     a = torch.arange(1.0, 7.0, device=device).reshape(2, 3)
-    small = (a @ a.T).cpu().tolist()
+    small = torch.mm(a, a.t()).cpu().tolist()
     if small != [[14.0, 32.0], [32.0, 77.0]]:
-        raise Failed(f"a @ a.T on {device} gave {small!r}, expected [[14, 32], [32, 77]]")
+        raise Failed(
+            "mm(a, a.t()) on {} gave {!r}, expected [[14, 32], [32, 77]]".format(device, small)
+        )
     ones = torch.ones(64, 64, device=device)
-    total = float((ones @ ones).sum().cpu())
+    total = float(torch.mm(ones, ones).sum().cpu())
     if total != 64.0**3:
-        raise Failed(f"ones(64, 64) @ ones(64, 64) on {device} summed to {total!r}")
-    return f"2x3 and 64x64 products on {device} are exact", None
+        raise Failed("mm(ones(64, 64), ones(64, 64)) on {} summed to {!r}".format(device, total))
+    return "2x3 and 64x64 products on {} are exact".format(device), None
 
 
-def nms(torch: Any, torchvision: Any, device: str) -> tuple[str, None]:
+def nms(torch, torchvision, device):
+    # type: (Any, Any, str) -> tuple[str, None]
     boxes = torch.tensor(
         [[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0], [50.0, 50.0, 60.0, 60.0]],
         device=device,
@@ -239,20 +404,24 @@ def nms(torch: Any, torchvision: Any, device: str) -> tuple[str, None]:
     scores = torch.tensor([0.9, 0.8, 0.7], device=device)
     keep = torchvision.ops.nms(boxes, scores, 0.5).cpu().tolist()
     if keep != [0, 2]:
-        raise Failed(f"nms on {device} kept {keep!r}, expected [0, 2]")
-    return f"nms on {device} keeps boxes [0, 2] of 3", None
+        raise Failed("nms on {} kept {!r}, expected [0, 2]".format(device, keep))
+    return "nms on {} keeps boxes [0, 2] of 3".format(device), None
 
 
-def audio_gain(torch: Any) -> tuple[str, None]:
+def audio_gain(torch):
+    # type: (Any) -> tuple[str, None]
     functional = importlib.import_module("torchaudio.functional")
     out = functional.gain(torch.ones(1, 8), 20.0)
     values = out.tolist()[0]
     if any(abs(v - 10.0) > 1e-4 for v in values):
-        raise Failed(f"functional.gain(ones, 20 dB) gave {values!r}, expected 10.0 each")
+        raise Failed("functional.gain(ones, 20 dB) gave {!r}, expected 10.0 each".format(values))
     return "functional.gain(ones, 20 dB) == 10.0 each", None
 
 
-def companion(probe: Probe, torch: Any, name: str, gpus: list[str], compute: bool) -> None:
+def companion(probe, torch, name, ids, compute):
+    # type: (Probe, Any, str, list[str], bool) -> None
+    """Import companion NAME where installed; with ``compute``, run its op on each of
+    the device ``ids`` (``cpu`` first)."""
     facts = dist_facts(name)
     if facts is None:
         return
@@ -266,20 +435,18 @@ def companion(probe: Probe, torch: Any, name: str, gpus: list[str], compute: boo
     if not compute:
         return
     if name == "torchvision":
-        for device in ["cpu", *gpus]:
+        for device in ids:
             probe.check("torchvision-nms:" + device, functools.partial(nms, torch, module, device))
     elif name == "torchaudio":
         probe.check("torchaudio-gain", lambda: audio_gain(torch))
 
 
-def run(probe: Probe, compute: bool = True) -> None:
+def run(probe, compute=True):
+    # type: (Probe, bool) -> None
     """Import torch and its companions; with ``compute``, also run the computations."""
-    from importlib import metadata
-
-    try:
-        probe.fact("torch_dist_version", metadata.version("torch"))
-    except Exception:
-        probe.fact("torch_dist_version", None)
+    probe.fact("environment", environment())
+    dist = distribution("torch")
+    probe.fact("torch_dist_version", dist["version"] if dist is not None else None)
     torch = probe.check("import-torch", lambda: import_module("torch"))
     if torch is None:
         return
@@ -295,15 +462,14 @@ def run(probe: Probe, compute: bool = True) -> None:
         probe.check("autograd", lambda: autograd(torch))
         for device in ids:
             probe.check("matmul:" + device, functools.partial(matmul, torch, device))
-    gpus = [d for d in ids if d != "cpu"]
     for name in ("torchvision", "torchaudio"):
-        companion(probe, torch, name, gpus, compute)
+        companion(probe, torch, name, ids, compute)
 
 
-def main() -> None:
-    # The target may be older than torchup's own floor: 3.7 has no importlib.metadata.
-    if sys.version_info < (3, 8):  # noqa: UP036 -- a check on the target, not on torchup
-        sys.stderr.write("torchup verify needs Python 3.8 or newer\n")
+def main():
+    # type: () -> None
+    if sys.version_info < (2, 7):  # noqa: UP036 -- a check on the target, not on torchup
+        sys.stderr.write("torchup verify needs Python 2.7 or 3.6+\n")
         sys.exit(3)
     marker = sys.argv[1] if len(sys.argv) > 1 else "--torchup-verify--"
     probe = Probe(sys.argv[2] if len(sys.argv) > 2 else None)
@@ -313,7 +479,7 @@ def main() -> None:
         import faulthandler
 
         faulthandler.enable()  # a segfault in torch leaves a traceback on stderr
-    except Exception:
+    except Exception:  # Python 2.7 has no faulthandler
         pass
     run(probe, compute)
     doc = {"format": FORMAT, "executable": sys.executable, "facts": probe.facts}

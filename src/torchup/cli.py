@@ -107,7 +107,13 @@ def _parser() -> argparse.ArgumentParser:
         "--force-incompatible",
         action="store_true",
         help="when no torch wheel fits this Python, try the nearest one built for another "
-        "Python anyway: installed aside, kept only if verify passes (seed article 000)",
+        "Python anyway: installed aside, kept only if verify passes",
+    )
+    p.add_argument(
+        "--reinstall",
+        action="store_true",
+        help="replace the torch family's files even when the same versions are installed "
+        "(repairs a damaged install; dependencies are left alone)",
     )
 
     p = sub.add_parser("verify", help="run torch in an environment and check it works here")
@@ -240,6 +246,7 @@ def _cmd_install(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         verify=not args.no_verify,
         force_incompatible=args.force_incompatible,
+        reinstall=args.reinstall,
         echo=not args.json and not args.quiet,
         **_plan_kwargs(args),
     )

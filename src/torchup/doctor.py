@@ -315,11 +315,6 @@ def _import(
     """Import torch and its companions in the target; or why that was not tried."""
     from .verify import verify
 
-    if tuple(int(p) for p in re.findall(r"[0-9]+", interp.version)[:2]) < (3, 8):
-        return None, (
-            f"torchup imports torch only in Python 3.8 and newer (this is {interp.version}); "
-            "the other checks read the installed files"
-        )
     try:
         return verify(
             interp.executable, accelerator=accel, env=env, timeout=timeout, computations=False

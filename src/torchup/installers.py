@@ -104,6 +104,7 @@ def install_commands(
     break_system_packages: bool = False,
     files: Mapping[str, Path] | None = None,
     dependencies: Sequence[str] | None = None,
+    reinstall: bool = False,
 ) -> tuple[tuple[str, ...], tuple[str, ...] | None, str]:
     """The install commands (the second ``None`` when one does it all) and the
     requirements text to write to ``hashes_file``.
@@ -112,7 +113,8 @@ def install_commands(
     installed from that path with the same hash (``--force-incompatible``); then the
     second command installs ``dependencies`` (their ``Requires-Dist``) instead of the
     pins, since no resolver accepts the forced files, and is ``None`` when there are
-    none.
+    none. ``reinstall`` replaces the family's files even when the same versions are
+    installed (a damaged install), never their dependencies.
 
     >>> from torchup.sources import Sources, Source
     >>> s = Sources(index_url=None, extra_index_urls=(), find_links=(), trusted_hosts=(),
@@ -152,9 +154,15 @@ def install_commands(
     else:
         head = [python, "-m", "pip", "install"]
         tail = ["--break-system-packages"] if break_system_packages else []
+    again: list[str] = []
+    if reinstall and installer.name == "uv":
+        again = [arg for p in packages for arg in ("--reinstall-package", p.name)]
+    elif reinstall:
+        again = ["--force-reinstall"]  # the first call has --no-deps: the family alone
     if installer.name == "uv" and not files:
-        one = (*head, "--verify-hashes", "-r", str(hashes_file), *sources_args, *tail)
+        one = (*head, "--verify-hashes", *again, "-r", str(hashes_file), *sources_args, *tail)
         return one, None, "\n".join(lines) + "\n"
-    first = (*head, "--no-deps", "--require-hashes", "-r", str(hashes_file), *sources_args, *tail)
+    first = (*head, "--no-deps", "--require-hashes", *again, "-r", str(hashes_file))
+    first += (*sources_args, *tail)
     second = (*head, *wanted, *sources_args, *tail) if wanted else None
     return first, second, "\n".join(lines) + "\n"

@@ -140,6 +140,7 @@ def install(
     dry_run: bool = False,
     verify: bool = True,
     force_incompatible: bool = False,
+    reinstall: bool = False,
     torch_index_url: str | None = None,
     index_url: str | None = None,
     extra_index_urls: Sequence[str] = (),
@@ -155,7 +156,8 @@ def install(
     created) or when install or verification failed (everything was undone). With
     ``force_incompatible``, a request that no wheel for this Python meets is tried with
     the nearest Python's wheels, kept only if verification passes (:mod:`torchup.forcing`).
-    Raises
+    ``reinstall`` replaces the torch family's files even when the same versions are
+    installed (repairs a damaged install). Raises
     :class:`UsageError` for contradictory or unsafe requests (an externally managed
     Python without ``system``) and :class:`TorchupError` for other expected failures.
     """
@@ -281,7 +283,7 @@ def install(
             except TorchupError as exc:
                 return outcome(False, f"{exc.message}; nothing was created or changed")
         text, steps = _commands(
-            choice, staging, result, variant_index, hashes, requirements, files, deps
+            choice, staging, result, variant_index, hashes, requirements, files, deps, reinstall
         )
         # as the user should read them: the final path, and no credentials
         shown = tuple(
@@ -335,6 +337,7 @@ def _commands(  # noqa: PLR0917 (private, called once)
     requirements: Sequence[str],
     files: Mapping[str, Path],
     dependencies: Sequence[str],
+    reinstall: bool,
 ) -> tuple[str, list[tuple[str, ...]]]:
     """The hash-pinned requirements text and the commands to run, in order."""
     target = staging.target
@@ -361,6 +364,7 @@ def _commands(  # noqa: PLR0917 (private, called once)
         break_system_packages=target.kind == "system" and result.python.externally_managed,
         files=files,
         dependencies=dependencies,
+        reinstall=reinstall,
     )
     return text, [*steps, first, *([second] if second else [])]
 

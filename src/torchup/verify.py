@@ -13,6 +13,11 @@ torchaudio op). This module then judges the facts with ``packaging``:
   ``Requires-Dist: torch`` pin must admit the installed torch, and its variant (local
   label, or the CUDA version it was built with) must be torch's.
 
+A failure's fix is a ``torchup install`` command for the environment examined: ``--venv
+PREFIX`` or ``--conda-env PREFIX`` where the target Python is a venv or a conda env,
+else ``--python EXE``; with ``--backend`` naming torch's own variant where a reinstall
+should keep the build (``--backend auto`` where the build itself is wrong).
+
 A torch that crashes the interpreter, hangs past ``timeout`` or prints junk is a failed
 check, named after the step that was running; only an interpreter that cannot run the
 probe at all raises :class:`~torchup.errors.InterpreterError`.
@@ -163,7 +168,8 @@ def verify(
     run. Without ``computations`` only the imports and the device query run (what
     ``torchup doctor`` needs). Failed checks are data in the report, never exceptions.
     Raises :class:`InterpreterError` when ``python`` cannot run the probe at all
-    (missing, not executable, not a Python 3.8+, dies or hangs before the probe starts).
+    (missing, not executable, not Python 2.7 or 3.6+, dies or hangs before the probe
+    starts).
     """
     env = dict(os.environ if env is None else env)
     if accelerator is None:
@@ -177,13 +183,18 @@ def verify(
     torch_version = facts.get("torch_version") or facts.get("torch_dist_version")
     build: Mapping[str, Any] = facts.get("build") or {}
     devices = tuple(_device(d) for d in facts.get("devices") or () if isinstance(d, dict))
+    where = _install_target(exe, facts.get("environment"))
+    own = _own_backend(torch_version, build)
 
-    probe_checks = [_probe_check(raw, exe, torch_version) for raw in doc.get("checks") or ()]
+    probe_checks = [
+        _probe_check(raw, torch_version, target=where, backend=own)
+        for raw in doc.get("checks") or ()
+    ]
     hardware: list[VerifyCheck] = []
     if build and "devices" in facts:
-        hardware = hardware_checks(build, devices, accelerator, python=exe)
+        hardware = hardware_checks(build, devices, accelerator, python=exe, target=where)
     pairing = {
-        name: companion_check(name, facts[name], torch_version, build, python=exe)
+        name: companion_check(name, facts[name], torch_version, build, python=exe, target=where)
         for name in sorted(COMPANIONS)
         if isinstance(facts.get(name), dict)
     }
@@ -233,6 +244,7 @@ def hardware_checks(
     accelerator: Accelerator,
     *,
     python: str,
+    target: Sequence[str] | None = None,
 ) -> list[VerifyCheck]:
     """Judge torch's build and the devices it sees against what detection found.
 
@@ -241,6 +253,8 @@ def hardware_checks(
     torch sees none, e.g. a driver too old), ``gpu-build-no-gpu`` (warn: a GPU build on
     a machine where no GPU is visible), ``gpu-arch-unsupported`` (fail: no kernels for
     a GPU's architecture), ``mps-unavailable`` (warn), else ``build-matches-hardware``.
+    A failure's fix reinstalls torch with ``--backend auto`` into ``target`` (the
+    ``torchup install`` arguments naming the environment; default ``--python PYTHON``).
 
     >>> from torchup.accelerators import Accelerator
     >>> gpu = Accelerator(kind="cuda", source="nvml")
@@ -250,7 +264,7 @@ def hardware_checks(
     kind = build_kind(build)
     what = _build_name(build)
     gpus = [d for d in devices if d.id != "cpu"]
-    auto = f"torchup install torch --backend auto --python {shlex.quote(python)}"
+    auto = _install_fix(["torch"], "auto", target or ("--python", python))
     machine = accelerator.describe()
     if kind == "cpu":
         if accelerator.kind in _GPU_KINDS:
@@ -308,13 +322,17 @@ def companion_check(
     build: Mapping[str, Any],
     *,
     python: str,
+    target: Sequence[str] | None = None,
 ) -> VerifyCheck:
     """Whether companion ``name`` (facts from the probe) was built for the installed torch.
 
     The companion's installed metadata pin (``Requires-Dist: torch==2.5.1``) must admit
     ``torch_version``; without a pin the cited pairing table stands in (a mismatch then
     warns). Its variant (local label, or the CUDA version it reports) must be torch's
-    (local label, or derived from ``build``). Id: ``<name>-matches-torch``.
+    (local label, or derived from ``build``). Id: ``<name>-matches-torch``. A failure's
+    fix reinstalls this torch release and ``name`` with torch's own ``--backend`` into
+    ``target`` (the ``torchup install`` arguments naming the environment; default
+    ``--python PYTHON``).
 
     >>> facts = {"dist_version": "0.20.1+cpu", "requires": ["torch==2.5.1"]}
     >>> companion_check("torchvision", facts, "2.5.1+cpu", {}, python="py").status
@@ -327,7 +345,11 @@ def companion_check(
     torch = _version(torch_version)
     if torch is None:
         return _judged(check_id, "warn", "torch's version is unknown; not compared", None)
-    fix = f"torchup install torch=={torch.public} {name} --python {shlex.quote(python)}"
+    fix = _install_fix(
+        [f"torch=={torch.public}", name],
+        _own_backend(torch_version, build),
+        target or ("--python", python),
+    )
     failures: list[str] = []
     doubts: list[str] = []
     pins = _torch_pins(facts.get("requires") or ())
@@ -399,7 +421,7 @@ def _run_probe(
         reason = error.message if error else _said(done)
         raise InterpreterError(
             f"{python!r} cannot run the verify probe: {reason}",
-            hint="pass a working Python 3.8+ (`torchup pythons` lists them)",
+            hint="pass a working Python 2.7 or 3.6+ (`torchup pythons` lists them)",
         )
     doc = _parse_output(done.stdout, marker) if done is not None else None
     if doc is not None:
@@ -474,7 +496,7 @@ def _said(done: Completed | None) -> str:
     if done is None:
         return "no output"
     if done.returncode != 0 and "SyntaxError" in done.stderr:
-        return "it is older than Python 3.8 (the probe does not parse)"
+        return "the probe does not parse there (it needs Python 2.7 or 3.6+)"
     if done.returncode != 0:
         return _death(done)
     junk = " ".join(done.stdout.split())[:80]
@@ -495,20 +517,22 @@ def _death(done: Completed) -> str:
     return f"{what}: {' / '.join(lines[-3:])}" if lines else what
 
 
-def _probe_check(raw: Any, python: str, torch_version: str | None) -> VerifyCheck:
+def _probe_check(
+    raw: Any, torch_version: str | None, *, target: Sequence[str], backend: str | None
+) -> VerifyCheck:
+    """A check the probe ran; a failed import gets the reinstall of the same build."""
     if not isinstance(raw, dict):
         return VerifyCheck(id="probe", status="fail", detail=f"malformed check {raw!r}")
     check_id = str(raw.get("id", "probe"))
     status = _STATUSES.get(str(raw.get("status")), "fail")
     seconds = raw.get("seconds")
     fix = None
-    exe = shlex.quote(python)
     if status == "fail" and check_id == "import-torch":
-        fix = f"torchup install torch --python {exe}"
+        fix = _install_fix(["torch"], backend, target)
     elif status == "fail" and check_id.startswith("import-"):
         torch = _version(torch_version)
         pin = f"torch=={torch.public}" if torch else "torch"
-        fix = f"torchup install {pin} {check_id.removeprefix('import-')} --python {exe}"
+        fix = _install_fix([pin, check_id.removeprefix("import-")], backend, target)
     return VerifyCheck(
         id=check_id,
         status=status,
@@ -516,6 +540,65 @@ def _probe_check(raw: Any, python: str, torch_version: str | None) -> VerifyChec
         seconds=float(seconds) if isinstance(seconds, int | float) else None,
         fix=fix,
     )
+
+
+# --- the fix commands (pure) ----------------------------------------------------------
+
+
+def _install_target(python: str, environment: Any) -> tuple[str, ...]:
+    """The ``torchup install`` arguments that name the environment ``python`` is in.
+
+    ``environment`` is the probe's fact (``prefix``, ``in_venv``, ``conda``). A conda env
+    is ``--conda-env PREFIX`` and a venv ``--venv PREFIX``: ``install --python EXE``
+    alone would install into the active environment or ``./.venv``, not there. Any
+    other Python (or no fact) is that Python itself, ``--python EXE --system`` (as
+    ``torchup doctor`` says it).
+
+    >>> _install_target("/p/.venv/bin/python", {"prefix": "/p/.venv", "in_venv": True})
+    ('--venv', '/p/.venv')
+    >>> _install_target("/c/envs/ml/bin/python", {"prefix": "/c/envs/ml", "conda": True})
+    ('--conda-env', '/c/envs/ml')
+    >>> _install_target("/usr/bin/python3", {"prefix": "/usr", "in_venv": False})
+    ('--python', '/usr/bin/python3', '--system')
+    """
+    prefix = environment.get("prefix") if isinstance(environment, dict) else None
+    if isinstance(prefix, str) and prefix:
+        # a venv made from a conda Python has no conda-meta of its own: it is a venv
+        if environment.get("conda"):
+            return ("--conda-env", prefix)
+        if environment.get("in_venv"):
+            return ("--venv", prefix)
+    return ("--python", python, "--system")
+
+
+def _own_backend(torch_version: str | None, build: Mapping[str, Any]) -> str | None:
+    """The ``--backend`` that reinstalls the same build of torch (as ``torchup doctor``
+    names it): PyPI for a release without a local label, else its variant
+    (:func:`variant_of`); None when torch's version is unknown.
+
+    >>> _own_backend("2.8.0+cu126", {}), _own_backend("2.13.0", {"cuda": "13.0"})
+    ('cu126', 'pypi')
+    >>> _own_backend(None, {}) is None
+    True
+    """
+    version = _version(torch_version)
+    if version is None:
+        return None
+    if version.local is None:
+        return "pypi"
+    return variant_of(torch_version, build)
+
+
+def _install_fix(requirements: Sequence[str], backend: str | None, target: Sequence[str]) -> str:
+    """The ``torchup install`` command line; ``target`` names the environment.
+
+    >>> _install_fix(["torch"], "cpu", ("--venv", "/p/my env"))
+    "torchup install torch --backend cpu --venv '/p/my env'"
+    """
+    argv = ["torchup", "install", *requirements]
+    if backend:
+        argv += ["--backend", backend]
+    return shlex.join([*argv, *target])
 
 
 # --- small helpers --------------------------------------------------------------------
