@@ -1,6 +1,6 @@
 """`torchup install` never changes the wrong thing: symlinked venvs, conda prefixes that
 are not conda envs, externally managed base Pythons, concurrent runs, SIGTERM, nested
-new paths, the prompt of a venv built aside, and usage errors under ``--json``.
+new paths, the prompt of a venv built aside, and repairs (``--reinstall``).
 
 Real venvs, real uv and pip, the index server's generated torch 2.8.0 (a stand-in that
 installs but is not torch, so ``--no-verify`` where the install must succeed).
@@ -201,22 +201,6 @@ def test_sigterm_undoes_like_ctrl_c_and_stops_the_installer(
     assert list(work.iterdir()) == []
     time.sleep(0.5)
     assert _processes_naming(staging[0]) == []
-
-
-def test_usage_errors_under_json_are_one_document(tmp_path: Path) -> None:
-    for argv in (["plan", "--json", "--bogus"], ["install", "--json", "--installer", "foo"]):
-        proc = subprocess.run(
-            [sys.executable, "-m", "torchup", *argv],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert proc.returncode == 2
-        doc = json.loads(proc.stdout)
-        assert doc["ok"] is False
-        assert doc["error"]["type"] == "UsageError"
-        assert "usage: torchup" in proc.stderr
 
 
 @pytest.mark.parametrize("installer", ["uv", "pip"])

@@ -350,7 +350,7 @@ def test_pythons_json_schema_is_pinned(env: dict[str, str]) -> None:
         (["plan", "torch", "--bogus"], 2, "unrecognized arguments"),
         (
             ["plan", "torch", "--backend", "pypi", "--index-url", "https://[::1/simple"],
-            1,
+            2,
             "not a valid URL",
         ),
     ],

@@ -49,6 +49,7 @@ def test_a_plan_for_a_chosen_backend_loads_no_probes(tmp_path: Path) -> None:
     empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     href = f"../{wheel.replace('+', '%2B')}#sha256={empty}"
     (page / "index.html").write_text(f'<a href="{href}">{wheel}</a>\n')
+    (tmp_path / "none").mkdir()  # an empty PyPI
     argv = [
         "torchup", "install", "torch", "--python", pyenv("3.11"), "--backend", "cpu",
         "--torch-index-url", (tmp_path / "whl").as_uri(),

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
@@ -21,10 +22,45 @@ from .errors import TorchupError
 __all__ = ["main"]
 
 
+def _given(value: str) -> str:
+    """An option's value, which may not be empty (an empty one is a mistake, not a
+    request for the default)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty (leave the option out instead)")
+    return value
+
+
+def _index_url(value: str) -> str:
+    """An index URL given on the command line: https://, http:// (torchup then accepts
+    only a local host or a trusted one) or file:// naming a folder that exists."""
+    from urllib.parse import unquote, urlsplit
+
+    from .pages import redact
+
+    shown = redact(_given(value).strip())
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 (raises for a port that is not a number)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{shown!r} is not a valid URL ({exc})") from None
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https") and parts.hostname:
+        return value
+    if scheme == "file":
+        folder = Path(unquote(parts.path))
+        if not folder.is_dir():
+            raise argparse.ArgumentTypeError(f"{shown!r}: there is no folder {folder}")
+        return value
+    raise argparse.ArgumentTypeError(
+        f"{shown!r} is not an index URL: use https://HOST/..., http://localhost/... or file:///PATH"
+    )
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--python",
         metavar="SPEC",
+        type=_given,
         help="target Python: a version (3.10, 3.13t), an executable, a venv or conda "
         "prefix, or a conda env name (default: the active venv, ./.venv, or python3 on PATH)",
     )
@@ -85,9 +121,11 @@ def _parser() -> argparse.ArgumentParser:
     _plan_options(p)
     where = p.add_mutually_exclusive_group()
     where.add_argument(
-        "--venv", metavar="PATH", help="the venv to install into (created if missing)"
+        "--venv", metavar="PATH", type=_given, help="the venv to install into (created if missing)"
     )
-    where.add_argument("--conda-env", metavar="NAME", help="an existing conda env (its own pip)")
+    where.add_argument(
+        "--conda-env", metavar="NAME", type=_given, help="an existing conda env (its own pip)"
+    )
     where.add_argument(
         "--system",
         action="store_true",
@@ -118,13 +156,17 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="run torch in an environment and check it works here")
     _common(p)
-    p.add_argument("--venv", metavar="PATH", help="the venv to check (instead of --python)")
+    p.add_argument(
+        "--venv", metavar="PATH", type=_given, help="the venv to check (instead of --python)"
+    )
 
     p = sub.add_parser(
         "doctor", help="find out why an existing PyTorch setup is broken, and how to fix it"
     )
     _common(p)
-    p.add_argument("--venv", metavar="PATH", help="the venv to examine (instead of --python)")
+    p.add_argument(
+        "--venv", metavar="PATH", type=_given, help="the venv to examine (instead of --python)"
+    )
     p.add_argument(
         "--fix",
         action="store_true",
@@ -144,20 +186,32 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backend",
         metavar="NAME",
+        type=_given,
         help="auto (default; TORCHUP_BACKEND), cpu, cuXYZ, rocmX.Y, xpu, mps, or pypi "
         "(what pip alone would install)",
     )
     p.add_argument(
         "--torch-index-url",
         metavar="URL",
+        type=_index_url,
         help="root of the PyTorch index (TORCHUP_TORCH_INDEX_URL; default the official one)",
     )
-    p.add_argument("--index-url", metavar="URL", help="replace pip's index URL")
+    p.add_argument("--index-url", metavar="URL", type=_index_url, help="replace pip's index URL")
     p.add_argument(
-        "--extra-index-url", metavar="URL", action="append", default=[], help="add an index"
+        "--extra-index-url",
+        metavar="URL",
+        type=_index_url,
+        action="append",
+        default=[],
+        help="add an index",
     )
     p.add_argument(
-        "--find-links", metavar="LOCATION", action="append", default=[], help="add a wheel folder"
+        "--find-links",
+        metavar="LOCATION",
+        type=_given,
+        action="append",
+        default=[],
+        help="add a wheel folder",
     )
     p.add_argument(
         "--offline", action="store_true", help="plan from the cache only; say how old it is"

@@ -1,0 +1,58 @@
+"""Usage errors are caught before any work: exit 2, one line saying what and why, no
+traceback, credentials redacted, and one JSON document under ``--json``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def torchup(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "torchup", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["plan", "--torch-index-url", "not a url"], "'not a url' is not an index URL"),
+        (["plan", "--index-url", "ftp://mirror/simple"], "is not an index URL"),
+        (["plan", "--extra-index-url", "https://[::1"], "is not a valid URL"),
+        (["plan", "--torch-index-url", "file:///no/such/folder"], "there is no folder"),
+        (["plan", "--torch-index-url", ""], "must not be empty"),
+        (["plan", "--python", ""], "must not be empty"),
+        (["plan", "--backend", " "], "must not be empty"),
+        (["install", "--venv", "", "--dry-run"], "must not be empty"),
+        (["verify", "--venv", ""], "must not be empty"),
+        (["install", "--installer", "foo"], "invalid choice: 'foo'"),
+        (["plan", "--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_options_are_usage_errors(tmp_path: Path, argv: list[str], message: str) -> None:
+    proc = torchup(tmp_path, *argv)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+    assert list(tmp_path.iterdir()) == []  # nothing created (no ./.venv)
+    proc = torchup(tmp_path, *argv, "--json")
+    assert proc.returncode == 2
+    error = json.loads(proc.stdout)["error"]
+    assert error["type"] == "UsageError"
+    assert message in error["message"]
+
+
+def test_credentials_in_a_bad_url_are_not_shown(tmp_path: Path) -> None:
+    proc = torchup(tmp_path, "plan", "--index-url", "gopher://user:s3cret@mirror/simple")
+    assert proc.returncode == 2
+    assert "s3cret" not in proc.stderr
+    assert "is not an index URL" in proc.stderr
