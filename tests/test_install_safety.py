@@ -227,3 +227,38 @@ def test_reinstall_repairs_a_damaged_install_of_the_same_version(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert module.exists()
     assert siblings(venv) == []
+
+
+def test_a_source_planning_could_not_read_is_not_handed_to_the_installer(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer
+) -> None:
+    down = "http://user:s3cret@127.0.0.1:9/simple"  # nothing listens there
+    venv = tmp_path / "v"
+    args = ["install", "torch==2.8.0", "--python", pyenv("3.11"), "--venv", str(venv)]
+    args += ["--backend", "cpu", "--torch-index-url", index_server.torch_url, "--no-verify"]
+    proc = torchup(env, tmp_path, *args, "--extra-index-url", down, "--installer", "uv", "--json")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    doc = json.loads(proc.stdout)
+    assert not any("127.0.0.1:9" in arg for cmd in doc["commands"] for arg in cmd)
+    assert "skipped a source: cannot read http://user:****@127.0.0.1:9/simple/torch/" in (
+        proc.stderr
+    )
+    assert "s3cret" not in proc.stdout + proc.stderr
+    assert installed(venv) == ["torch-2.8.0+cpu.dist-info"]
+
+
+def test_an_installer_failure_names_what_failed(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer
+) -> None:
+    # the main index stays in the command even when unreadable (dropping it would send
+    # the installer to PyPI instead); uv then fails, and says which URL
+    down = "http://user:s3cret@127.0.0.1:9/simple"
+    args = ["install", "torch==2.8.0", "--python", pyenv("3.11"), "--venv", str(tmp_path / "v")]
+    args += ["--backend", "cpu", "--torch-index-url", index_server.torch_url, "--no-verify"]
+    proc = torchup(env, tmp_path, *args, "--index-url", down, "--installer", "uv", "-q")
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    message = proc.stdout.strip().splitlines()[-1]
+    assert "uv exited with status" in message
+    assert "127.0.0.1:9" in message
+    assert "s3cret" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "v").exists()

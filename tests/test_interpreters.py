@@ -515,11 +515,19 @@ def test_select_a_broken_path_raises_interpreter_error(tmp_path: Path) -> None:
 # --- broken interpreters ----------------------------------------------------------
 
 
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
 def test_broken_interpreters_are_listed_with_their_error(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     script(bin_dir / "python3", "exit 1")
     script(bin_dir / "python3.50", "echo 'Hello from a sitecustomize'; echo '{not: json}'")
-    script(bin_dir / "python3.51", f"exec {shutil.which('sleep')} 30")
+    # a wrapper script that hangs in a child: the child is stopped with it
+    script(bin_dir / "python3.51", f"{shutil.which('sleep')} 30.51")
     script(bin_dir / "python3.52", "exit 0", executable=False)
     start = time.perf_counter()
     found = discover(env=bare_env(tmp_path, path=str(bin_dir)), cwd=tmp_path, timeout=1.0)
@@ -530,6 +538,7 @@ def test_broken_interpreters_are_listed_with_their_error(tmp_path: Path) -> None
     assert "no probe result" in errors["python3.50"]
     assert "did not finish" in errors["python3.51"]
     assert "not executable" in errors["python3.52"]
+    assert not [p for p in Path("/proc").glob("[0-9]*") if _cmdline(p).endswith(" 30.51")]
     for interp in found:
         assert (interp.version, interp.tags, interp.prefix, interp.source) == ("", (), "", "PATH")
         assert "broken:" in describe(interp)

@@ -67,9 +67,12 @@ def parse_requirements(texts: Sequence[str]) -> list[Requirement]:
                 hint=f"install it with pip directly, or ask for a version: '{r.name}==X.Y.Z'",
             )
     names = [canonicalize_name(r.name) for r in reqs]
-    if len(set(names)) != len(names):
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice is not None:
+        both = " and ".join(repr(str(r)) for r in reqs if canonicalize_name(r.name) == twice)
         raise UsageError(
-            "a package is named twice", hint="combine the specifiers: 'torch>=2.4,<2.6'"
+            f"{twice} is named twice ({both})",
+            hint=f"combine the specifiers into one, e.g. '{twice}>=2.4,<2.6'",
         )
     if TORCH not in names and any(n in companions.COMPANIONS for n in names):
         reqs.insert(0, Requirement("torch"))
@@ -85,6 +88,8 @@ class _Gathered:
     pip: dict[str, list[DistFile]] = field(default_factory=dict)
     torch_index_errors: list[str] = field(default_factory=list)
     pip_errors: list[str] = field(default_factory=list)
+    #: extra indexes and find-links locations that failed (not a 404: unreachable, 5xx)
+    unread: set[str] = field(default_factory=set)
     oldest_cache_age: float | None = None
 
 
@@ -94,21 +99,22 @@ def _gather(
     """Read every page concurrently: each variant directory of the PyTorch index for the
     torch family, pip's indexes for everything, then the find-links locations."""
     got = _Gathered()
-    jobs: list[tuple[str, str, str]] = []  # (kind, project, url)
+    jobs: list[tuple[str, str, str, str]] = []  # (kind, project, url, source)
     for project in projects:
         for variant in variants if project in FAMILY else ():
             url = variant_project_url(sources.torch_index_url.url, variant, project)
-            jobs.append(("torch", project, url))
+            jobs.append(("torch", project, url, sources.torch_index_url.url))
         for src in sources.index_urls():
-            jobs.append(("pip", project, project_url(src.url, project)))
-    results = client.fetch_pages([url for _, _, url in jobs])
-    for (kind, project, _url), res in zip(jobs, results, strict=True):
+            jobs.append(("pip", project, project_url(src.url, project), src.url))
+    results = client.fetch_pages([url for _, _, url, _ in jobs])
+    for (kind, project, _url, source), res in zip(jobs, results, strict=True):
         bucket = got.torch_index if kind == "torch" else got.pip
         bucket.setdefault(project, []).extend(res.files)
-        if res.error is not None:
-            (got.torch_index_errors if kind == "torch" else got.pip_errors).append(
-                res.error.message
-            )
+        if res.error is not None and kind == "torch":
+            got.torch_index_errors.append(res.error.message)
+        elif res.error is not None:
+            got.pip_errors.append(res.error.message)
+            got.unread.add(source)
         if res.from_cache and res.age_seconds is not None:
             got.oldest_cache_age = max(got.oldest_cache_age or 0.0, res.age_seconds)
     for link in sources.find_links:
@@ -116,6 +122,7 @@ def _gather(
             files = client.find_links(link.url)
         except TorchupError as exc:
             got.pip_errors.append(exc.message)
+            got.unread.add(link.url)
             continue
         for project in projects:  # make_candidates keeps each project's own files
             got.pip.setdefault(project, []).extend(files)
@@ -335,6 +342,7 @@ def plan(
         ):
             warnings.append(_offered(client, sources, chosen.variant))
         warnings += [f"skipped a source: {e}" for e in got.pip_errors]
+        sources = sources.without(got.unread)  # not handed to the installer either
         if reachable:
             warnings += [f"the PyTorch index: {e}" for e in got.torch_index_errors]
         if offline and got.oldest_cache_age is not None:

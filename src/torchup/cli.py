@@ -322,7 +322,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(report.to_dict())
     else:
-        print(render_verify(report))
+        print(render_verify(report, quiet=args.quiet))
     return 0 if report.ok else 1
 
 

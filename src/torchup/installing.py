@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -506,11 +507,20 @@ def _run_step(argv: Sequence[str], env: Mapping[str, str], echo: bool) -> str | 
     except RunnerError as exc:
         return exc.message
     if done.returncode != 0:
-        said = done.stdout.strip().splitlines()
         # pip's "[notice] A new release of pip is available" is never the reason
-        tail = [ln for ln in said if ln.strip() and not ln.startswith("[notice]")][-3:]
-        return f"{Path(argv[0]).name} exited with status {done.returncode}: " + " / ".join(tail)
+        said = [
+            ln.strip() for ln in done.stdout.splitlines() if ln.strip() and "[notice]" not in ln
+        ]
+        # the first error line and the first URL say what failed; the last lines, why
+        start = next((i for i, ln in enumerate(said) if ln.lower().startswith("error")), 0)
+        url = next((ln for ln in said[start:] if "://" in ln), None)
+        tail = list(dict.fromkeys([*said[start : start + 1], *([url] if url else []), *said[-3:]]))
+        shown = " / ".join(_URL_IN_TEXT.sub(lambda m: redact(m.group()), ln) for ln in tail)
+        return f"{Path(argv[0]).name} exited with status {done.returncode}: {shown}"
     return None
+
+
+_URL_IN_TEXT = re.compile(r"[a-z][a-z0-9+.-]*://[^\s`'\"<>]+", re.IGNORECASE)
 
 
 def _instead(failed: Plan) -> str:

@@ -152,12 +152,18 @@ def render_accelerator(accel: Accelerator, backend: tuple[str, str] | None = Non
     return "\n".join(out)
 
 
-def render_verify(report: VerifyReport) -> str:
-    """One line per check: status, id, detail, time; then the fixes."""
-    build = ", ".join(f"{k} {v}" for k, v in report.build.items() if v) or "CPU"
+def render_verify(report: VerifyReport, *, quiet: bool = False) -> str:
+    """One line per check (``quiet``: only those not passing): status, id, detail,
+    time; then the fixes."""
+    imported = any(c.id == "import-torch" and c.status == "pass" for c in report.checks)
+    build = ", ".join(f"{k} {v}" for k, v in report.build.items() if v) or (
+        "CPU" if imported else "not imported"
+    )
     out = [f"python  {report.python}", f"torch   {report.torch or 'not importable'}  ({build})"]
     width = max((len(c.id) for c in report.checks), default=0)
     for c in report.checks:
+        if quiet and c.status == "pass":
+            continue
         took = f"  {c.seconds * 1000:.0f} ms" if c.seconds is not None else ""
         out.append(f"  {c.status:<4}  {c.id:<{width}}  {c.detail}{took}")
     fixes = [c.fix for c in report.checks if c.fix and c.status != "pass"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import RunnerError
 
@@ -60,17 +61,19 @@ def run(
 
     argv = tuple(str(part) for part in cmd)
     try:
-        proc = subprocess.run(
+        # its own process group, so a timeout stops what it started too (a hung
+        # `python3.x` wrapper script and its children), not only the first process
+        proc = subprocess.Popen(
             argv,
             env=clean_env(env),
             cwd=cwd,
-            input=stdin,
-            capture_output=True,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             encoding="utf-8",
             errors="replace",
-            timeout=timeout,
-            check=False,
+            start_new_session=os.name == "posix",
         )
     except FileNotFoundError as exc:
         raise RunnerError(f"{argv[0]!r} does not exist", cmd=argv) from exc
@@ -78,21 +81,44 @@ def run(
         raise RunnerError(f"{argv[0]!r} is not executable", cmd=argv) from exc
     except OSError as exc:
         raise RunnerError(f"cannot run {argv[0]!r}: {exc.strerror or exc}", cmd=argv) from exc
+    try:
+        stdout, stderr = proc.communicate(input=stdin, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
+        _stop_group(proc)
         out = exc.stdout if isinstance(exc.stdout, str) else ""
         raise RunnerError(
             f"{argv[0]!r} did not finish within {timeout:g} s", cmd=argv, output=out
         ) from exc
-    done = Completed(cmd=argv, returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)
+    except BaseException:  # Ctrl-C, SIGTERM: the group is ours to stop
+        _stop_group(proc)
+        raise
+    done = Completed(cmd=argv, returncode=proc.returncode, stdout=stdout, stderr=stderr)
     if check and proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        tail = (stderr or stdout).strip().splitlines()[-5:]
         raise RunnerError(
             f"{argv[0]!r} exited with status {proc.returncode}: " + " / ".join(tail),
             cmd=argv,
             returncode=proc.returncode,
-            output=proc.stdout + proc.stderr,
+            output=stdout + stderr,
         )
     return done
+
+
+def _stop_group(proc: Any) -> None:
+    """Kill ``proc`` and every process in its group, then reap it."""
+    import signal
+
+    try:
+        if os.name == "posix":
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 def stream(

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -108,6 +108,25 @@ class Sources:
             return ()
         primary = self.index_url or Source(url=PYPI_SIMPLE, origin="default")
         return (primary, *self.extra_index_urls)
+
+    def without(self, unread: Set[str]) -> Sources:
+        """These sources less the extra indexes and find-links locations in ``unread``
+        (what planning could not read, so the installer is not sent there either). The
+        main index stays: dropping it would send the installer to PyPI instead.
+
+        >>> s = Sources(index_url=None, find_links=(), trusted_hosts=(), no_index=False,
+        ...     extra_index_urls=(Source(url="https://a/simple", origin="x"),),
+        ...     torch_index_url=Source(url="https://t/whl", origin="default"))
+        >>> s.without({"https://a/simple"}).extra_index_urls, s.without(set()) == s
+        ((), True)
+        """
+        if not unread:
+            return self
+        return replace(
+            self,
+            extra_index_urls=tuple(x for x in self.extra_index_urls if x.url not in unread),
+            find_links=tuple(x for x in self.find_links if x.url not in unread),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
