@@ -55,6 +55,9 @@ def torch_index(tmp: Path) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--uv-runs", type=int, default=15, help="runs of the sub-second cases (uv, floor)"
+    )
     parser.add_argument("--skip-pip", action="store_true", help="only the uv cases (quicker)")
     args = parser.parse_args()
     if UV is None:
@@ -121,9 +124,11 @@ def main() -> int:
     times: dict[str, list[float]] = {k: [] for k in cases}
     bare_uv()  # warm the caches both sides use (uv keeps hash-checked archives apart)
     torchup_with("uv")()
-    for _ in range(args.runs):
+    slow = {"bare python -m venv + pip install", "torchup install --installer pip"}
+    for i in range(max(args.runs, args.uv_runs)):
         for name, case in cases.items():  # interleaved, so drift hits every case alike
-            times[name].append(case())
+            if i < (args.runs if name in slow else args.uv_runs):
+                times[name].append(case())
     venv = next(v for v in sorted(tmp.glob("v*"), key=lambda v: int(v.name[1:]), reverse=True)
                 if (v / "bin" / "python").exists())  # fmt: skip
     verify_t = [run([*torchup, "verify", "--venv", str(venv), "-q"], env) for _ in range(args.runs)]
@@ -146,9 +151,11 @@ def main() -> int:
     lines = [
         "# Install benchmarks",
         "",
-        f"`python bench/bench_install.py --runs {args.runs}`: {PIN} from a local find-links "
-        "folder (bare) or an on-disk PyTorch-layout index listing the same file (torchup), "
-        "local mirrors for its dependencies, a fresh venv per run, medians.",
+        f"`python bench/bench_install.py --runs {args.runs} --uv-runs {args.uv_runs}`: {PIN} "
+        "from a local find-links folder (bare) or an on-disk PyTorch-layout index listing the "
+        "same file (torchup), local mirrors for its dependencies, a fresh venv per run; "
+        f"medians of {args.uv_runs} interleaved runs of the sub-second cases and "
+        f"{args.runs} of the pip cases.",
         "",
         "| case | median s |",
         "| --- | ---: |",
@@ -168,7 +175,9 @@ def main() -> int:
         "## Where the time goes",
         "",
         f"A 1.2x budget on a {bare:.2f} s bare uv run leaves {0.2 * bare * 1000:.0f} ms for "
-        f"everything torchup adds; it added {(ours - bare) * 1000:.0f} ms. The same request "
+        f"everything torchup adds; its median run took {(ours - bare) * 1000:.0f} ms more. "
+        "(The bare uv run itself moves between 0.4 and 0.7 s from run to run on this "
+        "machine's disk, and the ratio with it.) The same request "
         f"with `--dry-run` (start-up, imports, the warm plan, the commands, no installer) "
         f"takes {own * 1000:.0f} ms, and the Python that runs torchup needs "
         f"{floor_s * 1000:.0f} ms just to start and import `packaging`'s requirement and tag "
