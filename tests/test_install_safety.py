@@ -262,3 +262,16 @@ def test_an_installer_failure_names_what_failed(
     assert "127.0.0.1:9" in message
     assert "s3cret" not in proc.stdout + proc.stderr
     assert not (tmp_path / "v").exists()
+
+
+def test_the_pip_installer_in_a_venv_without_pip_says_what_to_do(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer
+) -> None:
+    venv = tmp_path / "v"
+    python = existing_venv(venv)  # made --without-pip
+    before = listing(venv)
+    proc = torchup(env, tmp_path, *stand_in_install(venv, index_server)[:-1], "pip", "-q")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "No module named pip" in proc.stdout
+    assert f"pass --installer uv, or add pip with `{python} -m ensurepip`" in proc.stdout
+    assert listing(venv) == before

@@ -557,3 +557,32 @@ def test_every_variant_kind_pairs_companions_from_the_same_directory(
         f"{index_server.torch_url}/{variant}/{name}/"
         for name in ("torch", "torchvision", "torchaudio")
     }
+
+
+def test_a_companion_found_only_as_plain_builds_is_explained(
+    env: dict[str, str], index_server: IndexServer, tmp_path: Path
+) -> None:
+    # The PyTorch index's cpu directory has torch but no torchvision; PyPI (captured)
+    # lists torchvision, but only plain builds, which are not cpu builds.
+    import localindex
+    from indexserver import make_wheel
+
+    name = "torch-2.8.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
+    meta = "Metadata-Version: 2.1\nName: torch\nVersion: 2.8.0+cpu\n"
+    localindex.publish(
+        tmp_path, {"cpu": [localindex.File(name, make_wheel(name, meta.encode()), meta)]}
+    )
+    with localindex.serve(tmp_path) as served:
+        proc = cli(
+            env, "plan", "torch==2.8.0", "torchvision", "--python", pyenv("3.11"),
+            "--backend", "cpu", "--torch-index-url", served.url,
+            "--index-url", index_server.pypi_url, "--json",
+        )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    (problem,) = json.loads(proc.stdout)["problems"]
+    assert problem["requirement"] == "torchvision"
+    assert problem["message"].startswith(
+        "no cpu build of torchvision on the sources read: the PyTorch index's cpu directory "
+        "lists none, and pip's sources list only plain builds of it ("
+    )
+    assert "`--backend pypi` plans the whole family" in problem["message"]

@@ -34,7 +34,7 @@ from .family import (
 from .interpreters import Interpreter, default_interpreter, discover, is_version_spec, select
 from .pages import DistFile, redact
 from .plan import AltPython, Plan, build_plan, install_command, planned_package
-from .resolve import MetadataLookup, VariantRule
+from .resolve import MetadataLookup, Outcome, VariantRule
 from .sources import Sources, pip_sources, project_url, variant_project_url
 
 if TYPE_CHECKING:
@@ -152,6 +152,31 @@ def _candidates(
     for dist, why in bad:
         log.info("skipping %s: %s", dist.filename, why)
     return cands
+
+
+def _plain_builds_only(outcomes: Sequence[Outcome], got: _Gathered, variant: str) -> list[Outcome]:
+    """Say why a family member has "no files" when pip's sources do list it: only its
+    plain builds are there (a plain build is not a ``variant`` build, so it was not read
+    as a candidate at all)."""
+    from dataclasses import replace
+
+    out = []
+    for o in outcomes:
+        name = canonicalize_name(o.requirement.name)
+        plain = [d for d in got.pip.get(name, []) if "+" not in d.filename]
+        if not o.ok and o.message.startswith("no files for") and plain:
+            out.append(
+                replace(
+                    o,
+                    message=f"no {variant} build of {name} on the sources read: the PyTorch "
+                    f"index's {variant} directory lists none, and pip's sources list only plain "
+                    f"builds of it ({len(plain)} files), which are not {variant} builds "
+                    "(`--backend pypi` plans the whole family from pip's sources)",
+                )
+            )
+        else:
+            out.append(o)
+    return out
 
 
 def _metadata_lookup(client: IndexClient) -> MetadataLookup:
@@ -376,6 +401,8 @@ def plan(
         else:
             rule = variant_rule(chosen)
             outcomes = resolve_family(reqs, cands, py, rule, metadata)
+        if variant_backend and chosen.variant is not None:
+            outcomes = _plain_builds_only(outcomes, got, chosen.variant)
         if not outcomes:
             raise TorchupError(
                 f"no requirement applies to Python {py.version}: their markers exclude it",

@@ -304,7 +304,8 @@ def install(
             for argv in steps:
                 done = _run_step(argv, env, echo)
                 if done is not None:
-                    return outcome(False, f"{done}; nothing was changed", shown)
+                    said = done.replace(str(staging.work), str(target.path))
+                    return outcome(False, f"{said}; nothing was changed", shown)
             report = None
             if verify:
                 from .verify import verify as run_verify
@@ -516,6 +517,11 @@ def _run_step(argv: Sequence[str], env: Mapping[str, str], echo: bool) -> str | 
         url = next((ln for ln in said[start:] if "://" in ln), None)
         tail = list(dict.fromkeys([*said[start : start + 1], *([url] if url else []), *said[-3:]]))
         shown = " / ".join(_URL_IN_TEXT.sub(lambda m: redact(m.group()), ln) for ln in tail)
+        if "No module named pip" in done.stdout:
+            shown += (
+                f" (this environment has no pip: pass --installer uv, or add pip with "
+                f"`{argv[0]} -m ensurepip`)"
+            )
         return f"{Path(argv[0]).name} exited with status {done.returncode}: {shown}"
     return None
 
