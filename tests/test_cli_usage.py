@@ -56,3 +56,12 @@ def test_credentials_in_a_bad_url_are_not_shown(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "s3cret" not in proc.stderr
     assert "is not an index URL" in proc.stderr
+
+
+def test_an_abbreviated_json_flag_still_gets_a_json_error(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()  # not a venv: install refuses it
+    proc = torchup(tmp_path, "install", "torch", "--jso", "--dry-run", "--venv", "data")
+    assert proc.returncode == 2
+    assert json.loads(proc.stdout)["error"]["message"].endswith(
+        "is not a virtual environment (no pyvenv.cfg)"
+    )

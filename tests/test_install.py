@@ -176,7 +176,7 @@ def test_dry_run_shows_the_commands_and_changes_nothing(
     doc = json.loads(proc.stdout)
     assert doc["dry_run"] is True
     create, first, second = doc["commands"]
-    assert create == [pyenv("3.11"), "-m", "venv", "--prompt", ".venv", str(work / ".venv")]
+    assert create == [pyenv("3.11"), "-m", "venv", "--prompt=.venv", str(work / ".venv")]
     assert first[:4] == [str(work / ".venv/bin/python"), "-m", "pip", "install"]
     assert first[first.index("--index-url") + 1] == f"{index_server.torch_url}/cu126"
     assert second[4:6] == ["torch==2.8.0+cu126", "torchvision==0.23.0+cu126"]

@@ -88,7 +88,8 @@ class _Gathered:
     pip: dict[str, list[DistFile]] = field(default_factory=dict)
     torch_index_errors: list[str] = field(default_factory=list)
     pip_errors: list[str] = field(default_factory=list)
-    #: extra indexes and find-links locations that failed (not a 404: unreachable, 5xx)
+    #: extra indexes and find-links locations no page could be read from: unreachable
+    #: or failing (not a 404, not refused credentials, not an offline cache miss)
     unread: set[str] = field(default_factory=set)
     oldest_cache_age: float | None = None
 
@@ -107,6 +108,8 @@ def _gather(
         for src in sources.index_urls():
             jobs.append(("pip", project, project_url(src.url, project), src.url))
     results = client.fetch_pages([url for _, _, url, _ in jobs])
+    read: set[str] = set()
+    down: set[str] = set()
     for (kind, project, _url, source), res in zip(jobs, results, strict=True):
         bucket = got.torch_index if kind == "torch" else got.pip
         bucket.setdefault(project, []).extend(res.files)
@@ -114,15 +117,22 @@ def _gather(
             got.torch_index_errors.append(res.error.message)
         elif res.error is not None:
             got.pip_errors.append(res.error.message)
-            got.unread.add(source)
+            if _unreachable(res.error):
+                down.add(source)
+            else:
+                read.add(source)  # it answered (refused credentials, ...) or may later
+        else:
+            read.add(source)
         if res.from_cache and res.age_seconds is not None:
             got.oldest_cache_age = max(got.oldest_cache_age or 0.0, res.age_seconds)
+    got.unread = down - read
     for link in sources.find_links:
         try:
             files = client.find_links(link.url)
         except TorchupError as exc:
             got.pip_errors.append(exc.message)
-            got.unread.add(link.url)
+            if _unreachable(exc):
+                got.unread.add(link.url)
             continue
         for project in projects:  # make_candidates keeps each project's own files
             got.pip.setdefault(project, []).extend(files)
@@ -154,6 +164,13 @@ def _candidates(
     return cands
 
 
+def _unreachable(error: TorchupError) -> bool:
+    """Whether a source failed for good: no answer or a server error, not refused
+    credentials (the installer may have its own: netrc, keyring) nor an offline miss."""
+    reason = getattr(error, "reason", "")
+    return not ("refused access" in reason or "(offline)" in reason)
+
+
 def _plain_builds_only(outcomes: Sequence[Outcome], got: _Gathered, variant: str) -> list[Outcome]:
     """Say why a family member has "no files" when pip's sources do list it: only its
     plain builds are there (a plain build is not a ``variant`` build, so it was not read
@@ -163,7 +180,11 @@ def _plain_builds_only(outcomes: Sequence[Outcome], got: _Gathered, variant: str
     out = []
     for o in outcomes:
         name = canonicalize_name(o.requirement.name)
-        plain = [d for d in got.pip.get(name, []) if "+" not in d.filename]
+        plain = [
+            d
+            for d in got.pip.get(name, [])  # find-links files are listed for every project
+            if "+" not in d.filename and canonicalize_name(d.filename.split("-")[0]) == name
+        ]
         if not o.ok and o.message.startswith("no files for") and plain:
             out.append(
                 replace(

@@ -13,7 +13,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
@@ -33,13 +32,18 @@ def _given(value: str) -> str:
 def _index_url(value: str) -> str:
     """An index URL given on the command line: https://, http:// (torchup then accepts
     only a local host or a trusted one) or file:// naming a folder that exists."""
-    from urllib.parse import unquote, urlsplit
+    from urllib.parse import urlsplit
 
-    from .pages import redact
+    from .errors import TorchupError
+    from .index import file_url_to_path
 
-    shown = redact(_given(value).strip())
+    value = _given(value).strip()
+    # what may be shown: no user-info, even where the URL does not parse as one
+    shown = value
+    if "@" in value and "://" in value:
+        shown = value[: value.index("://") + 3] + "****@" + value.rsplit("@", 1)[1]
     try:
-        parts = urlsplit(value.strip())
+        parts = urlsplit(value)
         parts.port  # noqa: B018 (raises for a port that is not a number)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{shown!r} is not a valid URL ({exc})") from None
@@ -47,8 +51,12 @@ def _index_url(value: str) -> str:
     if scheme in ("http", "https") and parts.hostname:
         return value
     if scheme == "file":
-        folder = Path(unquote(parts.path))
-        if not folder.is_dir():
+        try:
+            folder = file_url_to_path(value)
+            exists = folder.is_dir()
+        except (OSError, TorchupError) as exc:
+            raise argparse.ArgumentTypeError(f"{shown!r}: {exc}") from None
+        if not exists:
             raise argparse.ArgumentTypeError(f"{shown!r}: there is no folder {folder}")
         return value
     raise argparse.ArgumentTypeError(
@@ -375,13 +383,14 @@ _COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    wants_json = "--json" in argv
+    wants_json = any(a == "--json" or (len(a) > 3 and "--json".startswith(a)) for a in argv)
     try:
         args = _parser().parse_args(argv)
     except _UsageExit as exc:
         if wants_json:
             _emit_json(_error_doc("UsageError", *exc.args))
         return 2
+    wants_json = bool(getattr(args, "json", False))  # as parsed (--jso abbreviates it)
     level = (
         logging.WARNING
         if args.verbose == 0

@@ -93,18 +93,28 @@ def resolve_target(
         raise UsageError(
             f"{' and '.join(chosen)} name different targets", hint="pass only one of them"
         )
+    # resolved: a symlink to an environment names that environment, which is what is
+    # changed (and locked); the link itself stays
     if venv:
-        # resolved: a symlink to a venv names that venv, which is what gets replaced
-        return _venv_target((cwd / venv).resolve(), "--venv")
+        return _venv_target(_real(cwd / venv, "--venv"), "--venv")
     if conda_env is not None:
-        return _conda_target(conda_env, "--conda-env")
+        return _conda_target(_real(conda_env, "--conda-env"), "--conda-env")
     if system:
         return Target(kind="system", path=Path("/"), exists=True, source="--system")
     if env.get("VIRTUAL_ENV"):
-        return _venv_target(Path(env["VIRTUAL_ENV"]).resolve(), "VIRTUAL_ENV")
+        return _venv_target(_real(Path(env["VIRTUAL_ENV"]), "VIRTUAL_ENV"), "VIRTUAL_ENV")
     if env.get("CONDA_PREFIX"):
-        return _conda_target(Path(env["CONDA_PREFIX"]), "CONDA_PREFIX")
-    return _venv_target(cwd / ".venv", "default ./.venv")
+        return _conda_target(_real(Path(env["CONDA_PREFIX"]), "CONDA_PREFIX"), "CONDA_PREFIX")
+    return _venv_target(_real(cwd / ".venv", "./.venv"), "default ./.venv")
+
+
+def _real(path: Path, what: str) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise UsageError(
+            f"{what} {path} cannot be resolved: {exc}", hint="fix or remove the symlink"
+        ) from None
 
 
 def _conda_target(prefix: Path, source: str) -> Target:
@@ -149,16 +159,35 @@ def _sibling(path: Path, what: str) -> Path:
     return path.parent / f".{path.name}{_MARK}{what}-{os.urandom(4).hex()}"
 
 
+def _leftovers(path: Path) -> list[Path]:
+    """Siblings named ``.NAME.torchup-*`` (matched by prefix: NAME may hold ``*`` or
+    ``[``, which a glob would read as a pattern and match other targets' folders)."""
+    head = f".{path.name}{_MARK}"
+    try:
+        return [p for p in path.parent.iterdir() if p.name.startswith(head)]
+    except OSError:
+        return []
+
+
 def clean_leftovers(path: Path) -> list[Path]:
-    """Remove what a killed run left beside ``path`` (``.NAME.torchup-*``). Call it
-    only while holding :func:`lock`, so no running install's staging is taken."""
+    """Clear what a killed run left beside ``path`` (``.NAME.torchup-*``). Call it only
+    while holding :class:`_Lock`, so no running install's staging is taken. A run
+    killed between the two renames of a commit left the original only at
+    ``.NAME.torchup-old-*``: when ``path`` is missing, that is put back, not deleted."""
     removed = []
-    for stale in path.parent.glob(f".{path.name}{_MARK}*"):
-        if stale.is_dir() and not stale.is_symlink():
-            shutil.rmtree(stale, ignore_errors=True)
+    stale = _leftovers(path)
+    olds = [p for p in stale if p.name.startswith(f".{path.name}{_MARK}old-")]
+    if olds and not os.path.lexists(path):
+        back = max(olds, key=lambda p: p.stat().st_mtime)
+        log.warning("putting back %s from %s (a run was killed while swapping)", path, back)
+        os.replace(back, path)
+        stale.remove(back)
+    for item in stale:
+        if item.is_dir() and not item.is_symlink():
+            shutil.rmtree(item, ignore_errors=True)
         else:
-            stale.unlink(missing_ok=True)
-        removed.append(stale)
+            item.unlink(missing_ok=True)
+        removed.append(item)
     return removed
 
 
@@ -167,30 +196,43 @@ class Busy(TorchupError):
 
 
 class _Lock:
-    """An exclusive, non-blocking lock on an environment, held while it is changed:
+    """An exclusive, non-blocking lock on what a run changes (a venv, or a conda env's
+    or system Python's ``site-packages``), held while it is changed:
     ``.NAME.torchup.lock`` beside it (outside the leftovers' pattern), removed on
     release. After locking, the file must still be the one at that path, or a run that
-    just released and removed it would let two runs in."""
+    just released and removed it would let two runs in. ``held`` is false where no
+    lock could be taken (no ``fcntl``, a folder torchup may not write to): then nothing
+    that another run may be using is cleared."""
 
     def __init__(self, path: Path) -> None:
         self.file = path.parent / f".{path.name}.torchup.lock"
         self.target = path
         self._fd: int | None = None
 
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
     def acquire(self) -> None:
         try:
             import fcntl
-        except ImportError:  # Windows: no advisory locks here; renames still protect
+        except ImportError:  # Windows: no advisory locks here; leftovers are kept
             return
+        import errno
+
         for _ in range(3):
             try:
                 fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as exc:  # a folder we may not write to: nothing to guard
+            except OSError as exc:
                 log.debug("not locking %s: %s", self.target, exc)
                 return
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    log.debug("not locking %s: %s", self.target, exc)
+                    return
                 holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
                 raise Busy(
@@ -262,8 +304,9 @@ class Staging:
     def __init__(self, target: Target) -> None:
         self.target = target
         self.committed = False
-        self._backup: Path | None = None
-        self._lock = _Lock(target.path)
+        self._site: Path | None = None  # a conda env's or system's site-packages
+        self._backup: Path | None = None  # its complete snapshot
+        self._lock: _Lock | None = None
         self._made: list[Path] = []  # parent folders this run created, deepest first
         path = target.path
         if target.kind == "venv":
@@ -275,7 +318,11 @@ class Staging:
         try:
             if self.target.kind == "venv":
                 self._made = _make_parents(self.target.path.parent)
-            if self.target.kind != "system":
+                self._lock = _Lock(self.target.path)
+            else:
+                self._site = _site_packages(self.target)
+                self._lock = _Lock(self._site) if self._site is not None else None
+            if self._lock is not None:
                 self._lock.acquire()
             self._stage()
         except BaseException:
@@ -285,20 +332,21 @@ class Staging:
 
     def _stage(self) -> None:
         if self.target.kind == "venv":
-            clean_leftovers(self.target.path)
-        if self.target.kind == "venv" and self.target.exists:
-            log.info("copying %s aside (hard links) to install into", self.target.path)
-            _link_copy(self.target.path, self.work)
-        elif self.target.kind != "venv":
-            self._backup_site_packages()
-
-    def _backup_site_packages(self) -> None:
-        site = _site_packages(self.target)
-        if site is None:
-            return
-        self._backup = _sibling(site, "backup")
-        log.info("snapshotting %s", site)
-        _link_copy(site, self._backup)
+            if self._lock is not None and self._lock.held:
+                clean_leftovers(self.target.path)
+            if self.target.exists:
+                log.info("copying %s aside (hard links) to install into", self.target.path)
+                _link_copy(self.target.path, self.work)
+        elif self._site is not None:
+            # a killed run's snapshot is kept: it may be the only good copy left
+            backup = _sibling(self._site, "backup")
+            log.info("snapshotting %s", self._site)
+            try:
+                _link_copy(self._site, backup)
+            except BaseException:
+                shutil.rmtree(backup, ignore_errors=True)  # partial: never restored from
+                raise
+            self._backup = backup
 
     @property
     def python(self) -> Path:
@@ -315,8 +363,13 @@ class Staging:
             _rewrite_prefix(self.work, str(self.work), str(path))
             if self.target.exists:
                 old = _sibling(path, "old")
-                os.replace(path, old)
-                os.replace(self.work, path)
+                try:
+                    os.replace(path, old)
+                    os.replace(self.work, path)
+                except BaseException:
+                    if old.exists() and not os.path.lexists(path):
+                        os.replace(old, path)  # the original goes back
+                    raise
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(self.work, path)
@@ -328,7 +381,8 @@ class Staging:
         try:
             self._undo()
         finally:
-            self._lock.release()
+            if self._lock is not None:
+                self._lock.release()
         if not self.committed:
             for folder in self._made:  # only if still empty: never anything else's
                 try:
@@ -342,13 +396,16 @@ class Staging:
         if self.target.kind == "venv":
             shutil.rmtree(self.work, ignore_errors=True)
             return
-        if self._backup is not None:
-            site = _site_packages(self.target)
-            assert site is not None
+        if self._backup is not None and self._site is not None:
+            site = self._site
             log.warning("restoring %s from its snapshot", site)
             trash = _sibling(site, "failed")
             os.replace(site, trash)
-            os.replace(self._backup, site)
+            try:
+                os.replace(self._backup, site)
+            except BaseException:
+                os.replace(trash, site)
+                raise
             shutil.rmtree(trash, ignore_errors=True)
 
 
@@ -358,13 +415,16 @@ def _make_parents(folder: Path) -> list[Path]:
     while not folder.exists() and folder != folder.parent:
         missing.append(folder)
         folder = folder.parent
-    for made in reversed(missing):
+    for i in range(len(missing) - 1, -1, -1):
         try:
-            made.mkdir(exist_ok=True)
+            missing[i].mkdir(exist_ok=True)
         except OSError as exc:
-            for undo in reversed(missing[missing.index(made) + 1 :]):
-                undo.rmdir()
-            raise TorchupError(f"cannot create {made}: {exc.strerror or exc}") from exc
+            for undo in missing[i + 1 :]:  # deepest first
+                try:
+                    undo.rmdir()
+                except OSError:
+                    break
+            raise TorchupError(f"cannot create {missing[i]}: {exc.strerror or exc}") from exc
     return missing
 
 

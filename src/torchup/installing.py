@@ -347,7 +347,7 @@ def _commands(  # noqa: PLR0917 (private, called once)
     if target.kind == "venv" and not target.exists:
         base = result.python.executable
         # built at a hidden sibling, so the prompt is named for the final folder
-        prompt = ("--prompt", target.path.name)
+        prompt = (f"--prompt={target.path.name}",)  # one token: a name may start with -
         if choice.name == "uv":
             assert choice.uv is not None
             create: tuple[str, ...] = (choice.uv, "venv", "--quiet", *prompt, "--python", base)

@@ -84,8 +84,7 @@ def run(
     try:
         stdout, stderr = proc.communicate(input=stdin, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        _stop_group(proc)
-        out = exc.stdout if isinstance(exc.stdout, str) else ""
+        out = _stop_group(proc)
         raise RunnerError(
             f"{argv[0]!r} did not finish within {timeout:g} s", cmd=argv, output=out
         ) from exc
@@ -104,9 +103,11 @@ def run(
     return done
 
 
-def _stop_group(proc: Any) -> None:
-    """Kill ``proc`` and every process in its group, then reap it."""
+def _stop_group(proc: Any) -> str:
+    """Kill ``proc`` and every process in its group, reap it, and return what it had
+    written to stdout."""
     import signal
+    import subprocess
 
     try:
         if os.name == "posix":
@@ -114,11 +115,17 @@ def _stop_group(proc: Any) -> None:
         else:
             proc.kill()
     except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
-    for pipe in (proc.stdin, proc.stdout, proc.stderr):
-        if pipe is not None:
-            pipe.close()
+        proc.kill()
+    try:
+        out, _ = proc.communicate(timeout=5)
+        return out or ""
+    except subprocess.TimeoutExpired:  # a grandchild left the group, holding the pipe
+        proc.kill()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        proc.wait()
+        return ""
 
 
 def stream(
