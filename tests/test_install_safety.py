@@ -174,8 +174,9 @@ def _processes_naming(text: str) -> list[str]:
     return found
 
 
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_sigterm_undoes_like_ctrl_c_and_stops_the_installer(
-    tmp_path: Path, env: dict[str, str]
+    tmp_path: Path, env: dict[str, str], stop: signal.Signals, code: int
 ) -> None:
     work = tmp_path / "project"
     work.mkdir()
@@ -192,9 +193,9 @@ def test_sigterm_undoes_like_ctrl_c_and_stops_the_installer(
     staging = siblings(work / ".venv")
     assert staging, "the install never started"
     time.sleep(1.0)  # inside the install
-    proc.send_signal(signal.SIGTERM)  # to torchup alone, as `kill PID` does
+    proc.send_signal(stop)  # to torchup alone, as `kill PID` does
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err[-2000:]
+    assert proc.returncode == code, err[-2000:]
     assert "torchup: terminated" in err
     assert "Traceback" not in err
     assert json.loads(out)["ok"] is False

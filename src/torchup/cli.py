@@ -95,7 +95,7 @@ class _Terminated(KeyboardInterrupt):
 
 
 def _terminate(signum: int, frame: object) -> None:
-    raise _Terminated
+    raise _Terminated(signum)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -406,11 +406,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import threading
 
-    # SIGTERM (a service manager, `kill`) undoes like Ctrl-C; only the main thread may
-    # set handlers, and an embedding program gets its own handler back afterwards
-    previous = None
+    # SIGTERM (a service manager, `kill`) and SIGHUP (the terminal closed) undo like
+    # Ctrl-C; only the main thread may set handlers, and an embedding program gets its
+    # own handlers back afterwards
+    stops = [signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
+    previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        previous = {int(s): signal.signal(s, _terminate) for s in stops}
     try:
         return _COMMANDS[args.command](args)
     except TorchupError as exc:
@@ -428,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("torchup: " + ("terminated" if terminated else "interrupted"), file=sys.stderr)
         if wants_json:
             _emit_json(_error_doc("Interrupted", "stopped; nothing was left half-done", None))
-        return 143 if terminated else 130
+        return 128 + int(exc.args[0]) if terminated else 130  # 143 for SIGTERM
     except Exception as exc:  # an internal bug: say so briefly, details with -v
         if args.verbose:
             raise
@@ -439,5 +441,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():  # None: set outside Python, use default
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
