@@ -27,6 +27,7 @@ def torchup(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
         (["plan", "--torch-index-url", "not a url"], "'not a url' is not an index URL"),
         (["plan", "--index-url", "ftp://mirror/simple"], "is not an index URL"),
         (["plan", "--extra-index-url", "https://[::1"], "is not a valid URL"),
+        (["plan", "--extra-index-url", "https://exa mple.com/simple"], "is not an index URL"),
         (["plan", "--torch-index-url", "file:///no/such/folder"], "there is no folder"),
         (["plan", "--torch-index-url", ""], "must not be empty"),
         (["plan", "--python", ""], "must not be empty"),

@@ -276,3 +276,41 @@ def test_the_pip_installer_in_a_venv_without_pip_says_what_to_do(
     assert "No module named pip" in proc.stdout
     assert f"pass --installer uv, or add pip with `{python} -m ensurepip`" in proc.stdout
     assert listing(venv) == before
+
+
+@pytest.mark.parametrize("what", ["symlink", "folder"])
+def test_a_lock_path_that_is_not_a_plain_file_stops_the_run(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer, what: str
+) -> None:
+    venv = tmp_path / "v"
+    existing_venv(venv)
+    before = listing(venv)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("important data\n")
+    lock = tmp_path / ".v.torchup.lock"
+    if what == "symlink":  # never written through: the pid would overwrite the victim
+        lock.symlink_to(victim)
+    else:
+        lock.mkdir()
+    proc = torchup(env, tmp_path, *stand_in_install(venv, index_server), "--no-verify")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"cannot create the lock file {lock}" in proc.stderr
+    assert victim.read_text() == "important data\n"
+    assert listing(venv) == before
+
+
+def test_activation_lines_quote_the_path_and_a_missing_conda_env_says_so(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer
+) -> None:
+    venv = tmp_path / "my env"
+    args = ["install", "torch==2.8.0", "--python", pyenv("3.11"), "--venv", str(venv)]
+    args += ["--backend", "cpu", "--torch-index-url", index_server.torch_url, "--dry-run"]
+    proc = torchup(env, tmp_path, *args, "--json")
+    assert proc.returncode == 0, proc.stderr
+    shells = json.loads(proc.stdout)["activation"]
+    assert shells["bash/zsh"] == f"source '{venv}/bin/activate'"
+    assert shells["PowerShell"] == f"& '{venv}/bin/Activate.ps1'"
+    proc = torchup(env, tmp_path, "install", "torch", "--conda-env", "nonexist", "--dry-run")
+    assert proc.returncode == 2
+    assert "--conda-env 'nonexist': no conda env by that name or prefix" in proc.stderr
+    assert "--python" not in proc.stderr

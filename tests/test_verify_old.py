@@ -294,8 +294,12 @@ def test_torch_that_raises_on_import_is_a_failed_check_with_the_venv_fix(
     check = _check(report, "import-torch")
     assert check["status"] == "fail"
     assert check["detail"] == "OSError: libtorch_cpu.so: cannot open"
-    # into this venv (not ./.venv, where `--python` alone would go), the same build
-    assert check["fix"] == f"torchup install torch --backend cpu --venv {prefix}"
+    # into this venv (not ./.venv, where `--python` alone would go), the same build,
+    # reinstalled (the installer would call the same version satisfied)
+    pin = family["version"].split("+")[0]
+    assert check["fix"] == (
+        f"torchup install torch=={pin} --backend cpu --reinstall --venv {prefix}"
+    )
     assert [c.id for c in report.checks] == ["import-torch"]
 
 
@@ -334,4 +338,6 @@ def test_plain_python_fix_keeps_python(tmp_path: Path, env: dict[str, str]) -> N
     report = verify(str(python), accelerator=CPU, env={**env, "PYTHONUSERBASE": str(userbase)})
     check = _check(report, "import-torch")
     assert "exited with status 5" in str(check["detail"])
-    assert check["fix"] == f"torchup install torch --backend cpu --python {python} --system"
+    assert check["fix"] == (
+        f"torchup install torch==1.4.0 --backend cpu --reinstall --python {python} --system"
+    )

@@ -48,7 +48,7 @@ def _index_url(value: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{shown!r} is not a valid URL ({exc})") from None
     scheme = parts.scheme.lower()
-    if scheme in ("http", "https") and parts.hostname:
+    if scheme in ("http", "https") and parts.hostname and " " not in parts.netloc:
         return value
     if scheme == "file":
         try:

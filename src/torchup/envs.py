@@ -221,17 +221,20 @@ class _Lock:
         import errno
 
         for _ in range(3):
-            try:
-                fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as exc:
-                log.debug("not locking %s: %s", self.target, exc)
-                return
+            try:  # never through a symlink: that would write the pid into its target
+                fd = os.open(self.file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            except OSError as exc:  # the staging beside it could not be made either
+                raise TorchupError(
+                    f"cannot create the lock file {self.file}: {exc.strerror or exc}",
+                    hint="remove whatever is at that path, or pick a writable location "
+                    "with a shorter name",
+                ) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    os.close(fd)
-                    log.debug("not locking %s: %s", self.target, exc)
+                    os.close(fd)  # a file system without locks (some NFS): go unlocked
+                    log.warning("cannot lock %s (%s); leftovers are kept", self.target, exc)
                     return
                 holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
@@ -443,10 +446,14 @@ def _site_packages(target: Target) -> Path | None:
 
 def activation(prefix: Path, system: str | None = None) -> dict[str, str]:
     """How to activate and deactivate the environment, per shell."""
+    import shlex
     import sys
 
     if is_conda(prefix) and not is_venv(prefix):
-        return {"conda": f"conda activate {prefix}", "deactivate": "conda deactivate"}
+        return {
+            "conda": f"conda activate {shlex.quote(str(prefix))}",
+            "deactivate": "conda deactivate",
+        }
     if (system or sys.platform) == "win32":
         scripts = prefix / "Scripts"
         return {
@@ -456,9 +463,12 @@ def activation(prefix: Path, system: str | None = None) -> dict[str, str]:
             "deactivate": "deactivate",
         }
     bin_dir = prefix / "bin"
+    # venv writes Activate.ps1, uv activate.ps1: on Linux those are different files
+    ps1 = next((n for n in ("Activate.ps1", "activate.ps1") if (bin_dir / n).exists()), None)
+    ps1_path = str(bin_dir / (ps1 or "Activate.ps1")).replace("'", "''")
     return {
-        "bash/zsh": f"source {bin_dir / 'activate'}",
-        "fish": f"source {bin_dir / 'activate.fish'}",
-        "PowerShell": f"& {bin_dir / 'Activate.ps1'}",
+        "bash/zsh": f"source {shlex.quote(str(bin_dir / 'activate'))}",
+        "fish": f"source {shlex.quote(str(bin_dir / 'activate.fish'))}",
+        "PowerShell": f"& '{ps1_path}'",
         "deactivate": "deactivate",
     }

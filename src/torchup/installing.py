@@ -170,7 +170,14 @@ def install(
     choice = choose_installer(installer, env)
     conda_prefix: Path | None = None
     if conda_env:
-        conda_py = select(conda_env, env=env, cwd=cwd)
+        try:
+            conda_py = select(conda_env, env=env, cwd=cwd)
+        except TorchupError as exc:
+            raise UsageError(
+                f"--conda-env {conda_env!r}: no conda env by that name or prefix "
+                f"({exc.message.replace('--python', 'as a Python')})",
+                hint="`conda env list` shows the envs; pass a name or a prefix",
+            ) from None
         conda_prefix = Path(conda_py.prefix)
     target = envs.resolve_target(venv=venv, conda_env=conda_prefix, system=system, env=env, cwd=cwd)
     if target.kind == "conda" and installer == "auto":

@@ -527,12 +527,16 @@ def _probe_check(
     status = _STATUSES.get(str(raw.get("status")), "fail")
     seconds = raw.get("seconds")
     fix = None
+    torch = _version(torch_version)
+    # installed but not importing: the installer would call the same pins satisfied
+    again = torch is not None
+    pin = f"torch=={torch.public}" if torch else "torch"
     if status == "fail" and check_id == "import-torch":
-        fix = _install_fix(["torch"], backend, target)
+        fix = _install_fix([pin], backend, target, reinstall=again)
     elif status == "fail" and check_id.startswith("import-"):
-        torch = _version(torch_version)
-        pin = f"torch=={torch.public}" if torch else "torch"
-        fix = _install_fix([pin, check_id.removeprefix("import-")], backend, target)
+        fix = _install_fix(
+            [pin, check_id.removeprefix("import-")], backend, target, reinstall=again
+        )
     return VerifyCheck(
         id=check_id,
         status=status,
@@ -589,15 +593,25 @@ def _own_backend(torch_version: str | None, build: Mapping[str, Any]) -> str | N
     return variant_of(torch_version, build)
 
 
-def _install_fix(requirements: Sequence[str], backend: str | None, target: Sequence[str]) -> str:
+def _install_fix(
+    requirements: Sequence[str],
+    backend: str | None,
+    target: Sequence[str],
+    *,
+    reinstall: bool = False,
+) -> str:
     """The ``torchup install`` command line; ``target`` names the environment.
 
     >>> _install_fix(["torch"], "cpu", ("--venv", "/p/my env"))
     "torchup install torch --backend cpu --venv '/p/my env'"
+    >>> _install_fix(["torch==2.13.0"], "cpu", ("--venv", "/p"), reinstall=True)
+    'torchup install torch==2.13.0 --backend cpu --reinstall --venv /p'
     """
     argv = ["torchup", "install", *requirements]
     if backend:
         argv += ["--backend", backend]
+    if reinstall:
+        argv.append("--reinstall")
     return shlex.join([*argv, *target])
 
 
