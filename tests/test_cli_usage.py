@@ -66,3 +66,27 @@ def test_an_abbreviated_json_flag_still_gets_a_json_error(tmp_path: Path) -> Non
     assert json.loads(proc.stdout)["error"]["message"].endswith(
         "is not a virtual environment (no pyvenv.cfg)"
     )
+
+
+@pytest.mark.parametrize("command", [["plan", "torch"], ["install", "torch", "--dry-run"]])
+def test_the_torch_index_variable_is_checked_like_the_flag(
+    tmp_path: Path, command: list[str]
+) -> None:
+    import os
+
+    env = {**os.environ, "TORCHUP_TORCH_INDEX_URL": "ftp://user:s3cret@mirror/whl"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torchup", *command, "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    error = json.loads(proc.stdout)["error"]
+    assert error["message"] == (
+        "TORCHUP_TORCH_INDEX_URL: 'ftp://****@mirror/whl' is not an index URL: use "
+        "https://HOST/..., http://localhost/... or file:///PATH"
+    )
+    assert "s3cret" not in proc.stdout + proc.stderr

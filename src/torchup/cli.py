@@ -30,38 +30,12 @@ def _given(value: str) -> str:
 
 
 def _index_url(value: str) -> str:
-    """An index URL given on the command line: https://, http:// (torchup then accepts
-    only a local host or a trusted one) or file:// naming a folder that exists."""
-    from urllib.parse import urlsplit
+    """An index URL given on the command line (:func:`~torchup.sources.index_url_problem`)."""
+    from .sources import index_url_problem
 
-    from .errors import TorchupError
-    from .index import file_url_to_path
-
-    value = _given(value).strip()
-    # what may be shown: no user-info, even where the URL does not parse as one
-    shown = value
-    if "@" in value and "://" in value:
-        shown = value[: value.index("://") + 3] + "****@" + value.rsplit("@", 1)[1]
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 (raises for a port that is not a number)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{shown!r} is not a valid URL ({exc})") from None
-    scheme = parts.scheme.lower()
-    if scheme in ("http", "https") and parts.hostname and " " not in parts.netloc:
-        return value
-    if scheme == "file":
-        try:
-            folder = file_url_to_path(value)
-            exists = folder.is_dir()
-        except (OSError, TorchupError) as exc:
-            raise argparse.ArgumentTypeError(f"{shown!r}: {exc}") from None
-        if not exists:
-            raise argparse.ArgumentTypeError(f"{shown!r}: there is no folder {folder}")
-        return value
-    raise argparse.ArgumentTypeError(
-        f"{shown!r} is not an index URL: use https://HOST/..., http://localhost/... or file:///PATH"
-    )
+    if problem := index_url_problem(_given(value)):
+        raise argparse.ArgumentTypeError(problem)
+    return value.strip()
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from packaging.utils import canonicalize_name
 
-from .errors import TorchupError
+from .errors import TorchupError, UsageError
 from .pages import VARIANT_RE, redact
 
 if TYPE_CHECKING:
@@ -264,6 +264,46 @@ def _flag(value: str, origin: str) -> bool:
     )
 
 
+def index_url_problem(value: str) -> str | None:
+    """Why ``value`` cannot be an index URL given by the user, or ``None``: https://,
+    http:// (fetched only from a local or trusted host) or file:// naming a folder that
+    exists. Credentials never appear in the answer.
+
+    >>> index_url_problem("https://user:pw@mirror.example/simple") is None
+    True
+    >>> index_url_problem("ftp://user:pw@mirror/simple")
+    "'ftp://****@mirror/simple' is not an index URL: use https://HOST/..., http://localhost/... or file:///PATH"
+    """
+    from urllib.parse import urlsplit
+
+    from .index import file_url_to_path
+
+    value = value.strip()
+    if not value:
+        return "must not be empty (leave it out instead)"
+    shown = value  # no user-info, even where the URL does not parse as one
+    if "@" in value and "://" in value:
+        shown = value[: value.index("://") + 3] + "****@" + value.rsplit("@", 1)[1]
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises for a port that is not a number)
+    except ValueError as exc:
+        return f"{shown!r} is not a valid URL ({exc})"
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https") and parts.hostname and " " not in parts.netloc:
+        return None
+    if scheme == "file":
+        try:
+            folder = file_url_to_path(value)
+            exists = folder.is_dir()
+        except (OSError, TorchupError) as exc:
+            return f"{shown!r}: {exc}"
+        return None if exists else f"{shown!r}: there is no folder {folder}"
+    return (
+        f"{shown!r} is not an index URL: use https://HOST/..., http://localhost/... or file:///PATH"
+    )
+
+
 def torch_index_source(*, env: Mapping[str, str], flag: str | None = None) -> Source:
     """The PyTorch index root: ``--torch-index-url`` > ``TORCHUP_TORCH_INDEX_URL`` > default.
 
@@ -275,6 +315,11 @@ def torch_index_source(*, env: Mapping[str, str], flag: str | None = None) -> So
     if flag:
         return Source(url=flag.rstrip("/"), origin="--torch-index-url")
     if value := env.get("TORCHUP_TORCH_INDEX_URL", "").strip():
+        if problem := index_url_problem(value):
+            raise UsageError(
+                f"TORCHUP_TORCH_INDEX_URL: {problem}",
+                hint="fix or unset TORCHUP_TORCH_INDEX_URL",
+            )
         return Source(url=value.rstrip("/"), origin="TORCHUP_TORCH_INDEX_URL")
     return Source(url=TORCH_INDEX_DEFAULT, origin="default")
 
