@@ -162,6 +162,7 @@ def test_offline_without_cache_is_an_error(log: IndexServer, cache_env: Path) ->
     assert log.requests == []
     assert res.error is not None
     assert "not in the cache" in res.error.reason
+    assert not res.error.lasting  # online, the page may well be there
     assert res.error.hint
     assert "without --offline" in res.error.hint
 
@@ -319,6 +320,8 @@ def test_fetch_errors_are_returned_with_a_reason(
     assert fragment in res.error.reason
     assert res.files == ()
     assert str(res.error).startswith(f"cannot read {log.url}{path}")
+    # refused credentials may be the installer's to supply (netrc, keyring): not lasting
+    assert res.error.lasting == (not path.startswith("/auth/"))
 
 
 def test_server_errors_come_with_a_hint(log: IndexServer, cache_env: Path) -> None:

@@ -26,7 +26,6 @@ from test_install import (
     listing,
     local_env,
     siblings,
-    stand_in_install,
     torchup,
 )
 from test_plan import pyenv
@@ -35,6 +34,13 @@ from test_plan import pyenv
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     return local_env(tmp_path)
+
+
+def stand_in(venv: Path, server: IndexServer, *extra: str) -> list[str]:
+    """Install the index server's stand-in torch 2.8.0+cpu from CPython 3.11 into
+    ``venv``; ``extra`` adds or overrides options (the installer: ``auto``, so uv)."""
+    return ["install", "torch==2.8.0", "--python", pyenv("3.11"), "--venv", str(venv),
+            "--backend", "cpu", "--torch-index-url", server.torch_url, *extra]  # fmt: skip
 
 
 def installed(venv: Path) -> list[str]:
@@ -48,7 +54,7 @@ def test_a_symlink_to_a_venv_installs_into_that_venv(
     existing_venv(real)
     link = tmp_path / "link"
     link.symlink_to(real)
-    proc = torchup(env, tmp_path, *stand_in_install(link, index_server), "--no-verify")
+    proc = torchup(env, tmp_path, *stand_in(link, index_server), "--no-verify")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert link.is_symlink()
     assert link.resolve() == real
@@ -113,8 +119,7 @@ def test_a_new_venv_is_prompted_with_its_own_name(
     tmp_path: Path, env: dict[str, str], index_server: IndexServer, installer: str
 ) -> None:
     venv = tmp_path / "myproject"
-    args = ["install", "torch==2.8.0", "--python", pyenv("3.11"), "--venv", str(venv)]
-    args += ["--backend", "cpu", "--torch-index-url", index_server.torch_url]
+    args = stand_in(venv, index_server)
     proc = torchup(env, tmp_path, *args, "--installer", installer, "--no-verify")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "prompt = myproject" in (venv / "pyvenv.cfg").read_text().replace("'", "")
@@ -128,8 +133,7 @@ def test_a_failed_install_at_a_new_nested_path_removes_the_folders_it_made(
 ) -> None:
     (tmp_path / "keep").mkdir()
     venv = tmp_path / "keep" / "a" / "b" / "venv"
-    args = ["install", "torch==2.8.0", "--python", pyenv("3.11"), "--venv", str(venv)]
-    args += ["--backend", "cpu", "--torch-index-url", index_server.torch_url]
+    args = stand_in(venv, index_server)
     proc = torchup(env, tmp_path, *args, "--installer", "uv")  # the stand-in fails verify
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "everything was undone" in proc.stdout
@@ -149,7 +153,7 @@ def test_a_second_run_on_the_same_venv_waits_its_turn(
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.write(lock, b"4242")
-        proc = torchup(env, tmp_path, *stand_in_install(venv, index_server), "--no-verify")
+        proc = torchup(env, tmp_path, *stand_in(venv, index_server), "--no-verify")
     finally:
         os.close(lock)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -157,7 +161,7 @@ def test_a_second_run_on_the_same_venv_waits_its_turn(
     assert other.is_dir()  # its staging is not taken as a leftover
     assert listing(venv) == before
     # once the other run is gone, the next run clears its leftovers and installs
-    proc = torchup(env, tmp_path, *stand_in_install(venv, index_server), "--no-verify")
+    proc = torchup(env, tmp_path, *stand_in(venv, index_server), "--no-verify")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert siblings(venv) == []
 
@@ -209,9 +213,7 @@ def test_reinstall_repairs_a_damaged_install_of_the_same_version(
     tmp_path: Path, env: dict[str, str], index_server: IndexServer, installer: str
 ) -> None:
     venv = tmp_path / "v"
-    args = ["install", "torch==2.8.0", "--python", pyenv("3.11"), "--venv", str(venv)]
-    args += ["--backend", "cpu", "--torch-index-url", index_server.torch_url, "--no-verify"]
-    args += ["--installer", installer]
+    args = stand_in(venv, index_server, "--no-verify", "--installer", installer)
     assert torchup(env, tmp_path, *args).returncode == 0
     site = next(venv.glob("lib/python3.*/site-packages"))
     record = next(site.glob("torch-2.8.0*.dist-info")) / "RECORD"
@@ -235,8 +237,7 @@ def test_a_source_planning_could_not_read_is_not_handed_to_the_installer(
 ) -> None:
     down = "http://user:s3cret@127.0.0.1:9/simple"  # nothing listens there
     venv = tmp_path / "v"
-    args = ["install", "torch==2.8.0", "--python", pyenv("3.11"), "--venv", str(venv)]
-    args += ["--backend", "cpu", "--torch-index-url", index_server.torch_url, "--no-verify"]
+    args = stand_in(venv, index_server, "--no-verify")
     proc = torchup(env, tmp_path, *args, "--extra-index-url", down, "--installer", "uv", "--json")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     doc = json.loads(proc.stdout)
@@ -254,8 +255,7 @@ def test_an_installer_failure_names_what_failed(
     # the main index stays in the command even when unreadable (dropping it would send
     # the installer to PyPI instead); uv then fails, and says which URL
     down = "http://user:s3cret@127.0.0.1:9/simple"
-    args = ["install", "torch==2.8.0", "--python", pyenv("3.11"), "--venv", str(tmp_path / "v")]
-    args += ["--backend", "cpu", "--torch-index-url", index_server.torch_url, "--no-verify"]
+    args = stand_in(tmp_path / "v", index_server, "--no-verify")
     proc = torchup(env, tmp_path, *args, "--index-url", down, "--installer", "uv", "-q")
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     message = proc.stdout.strip().splitlines()[-1]
@@ -271,7 +271,7 @@ def test_the_pip_installer_in_a_venv_without_pip_says_what_to_do(
     venv = tmp_path / "v"
     python = existing_venv(venv)  # made --without-pip
     before = listing(venv)
-    proc = torchup(env, tmp_path, *stand_in_install(venv, index_server)[:-1], "pip", "-q")
+    proc = torchup(env, tmp_path, *stand_in(venv, index_server, "--installer", "pip", "-q"))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "No module named pip" in proc.stdout
     assert f"pass --installer uv, or add pip with `{python} -m ensurepip`" in proc.stdout
@@ -292,7 +292,7 @@ def test_a_lock_path_that_is_not_a_plain_file_stops_the_run(
         lock.symlink_to(victim)
     else:
         lock.mkdir()
-    proc = torchup(env, tmp_path, *stand_in_install(venv, index_server), "--no-verify")
+    proc = torchup(env, tmp_path, *stand_in(venv, index_server), "--no-verify")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"cannot create the lock file {lock}" in proc.stderr
     assert victim.read_text() == "important data\n"
@@ -303,8 +303,7 @@ def test_activation_lines_quote_the_path_and_a_missing_conda_env_says_so(
     tmp_path: Path, env: dict[str, str], index_server: IndexServer
 ) -> None:
     venv = tmp_path / "my env"
-    args = ["install", "torch==2.8.0", "--python", pyenv("3.11"), "--venv", str(venv)]
-    args += ["--backend", "cpu", "--torch-index-url", index_server.torch_url, "--dry-run"]
+    args = stand_in(venv, index_server, "--dry-run")
     proc = torchup(env, tmp_path, *args, "--json")
     assert proc.returncode == 0, proc.stderr
     shells = json.loads(proc.stdout)["activation"]

@@ -10,8 +10,7 @@ from __future__ import annotations
 import ast
 import os
 import re
-import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +32,6 @@ __all__ = [
     "SiteFacts",
     "Target",
     "TorchBuild",
-    "install_command",
     "parse_version_py",
     "python_support",
     "torch_build",
@@ -323,25 +321,6 @@ def torch_build(site: SiteFacts, report: VerifyReport | None) -> TorchBuild | No
     build = {key: written.get(key) for key in ("cuda", "hip", "xpu")}
     version = written.get("__version__") or dist.version
     return TorchBuild(version=version, build=build, source="torch/version.py", dist=dist)
-
-
-def install_command(
-    requirements: Sequence[str], backend: str | None, target: Target, *, reinstall: bool = False
-) -> str:
-    """The ``torchup install`` command line for ``requirements`` into ``target``.
-
-    >>> t = Target(kind="venv", path="/p/.venv", executable="/p/.venv/bin/python")
-    >>> install_command(["torch==2.13.0", "torchvision"], "cpu", t)
-    'torchup install torch==2.13.0 torchvision --backend cpu --venv /p/.venv'
-    >>> install_command(["torch==2.13.0"], "cpu", t, reinstall=True)
-    'torchup install torch==2.13.0 --backend cpu --reinstall --venv /p/.venv'
-    """
-    argv = ["torchup", "install", *requirements]
-    if backend:
-        argv += ["--backend", backend]
-    if reinstall:
-        argv.append("--reinstall")
-    return shlex.join([*argv, *target.args()])
 
 
 def python_support(version: str, implementation: str, free_threaded: bool) -> tuple[Status, str]:

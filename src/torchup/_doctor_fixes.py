@@ -20,10 +20,9 @@ from ._doctor_facts import (
     Fix,
     SiteFacts,
     TorchBuild,
-    install_command,
-    parse_version,
     release_supports,
 )
+from .verify import install_fix, own_backend
 
 __all__ = [
     "INSTALL_PRIORITY",
@@ -58,7 +57,7 @@ Install = tuple[list[str], str | None]  # requirements, --backend
 def install_plans(facts: Facts, tb: TorchBuild | None) -> dict[str, Install]:
     """The reinstall that mends each check in :data:`INSTALL_PRIORITY`."""
     site = facts.site
-    own = _own_backend(tb)
+    own = own_backend(tb.version, tb.build) if tb is not None else None
     release = tb.release if tb is not None else None
     py = facts.python
     fits = release is not None and release_supports(release, py.version, py.free_threaded)
@@ -76,7 +75,7 @@ def install_plans(facts: Facts, tb: TorchBuild | None) -> dict[str, Install]:
 def fix_commands(installs: dict[str, Install], facts: Facts) -> dict[str, str]:
     """The ``torchup install`` command that mends each check."""
     return {
-        k: install_command(r, b, facts.target, reinstall=k in REINSTALL)
+        k: install_fix(r, b, facts.target.args(), reinstall=k in REINSTALL)
         for k, (r, b) in installs.items()
     }
 
@@ -100,7 +99,7 @@ def plan_fixes(
         if reinstall:
             kwargs["reinstall"] = True
         automatic = facts.target.kind in ("venv", "conda")
-        line = install_command(requirements, backend, facts.target, reinstall=reinstall)
+        line = install_fix(requirements, backend, facts.target.args(), reinstall=reinstall)
         fixes.append(Fix(mends=mends, command=line, automatic=automatic, install=kwargs))
     for finding in findings:
         if finding.status == "pass" or not finding.fix or finding.id in mended:
@@ -117,16 +116,6 @@ def _family(torch: str, site: SiteFacts) -> list[str]:
 def _pin(tb: TorchBuild | None) -> str:
     release = tb.release if tb is not None else None
     return f"torch=={release}" if release is not None else "torch"
-
-
-def _own_backend(tb: TorchBuild | None) -> str | None:
-    """Where torch came from: its variant's directory, or PyPI when it has no label."""
-    if tb is None:
-        return None
-    version = parse_version(tb.version)
-    if version is not None and version.local is None:
-        return "pypi"
-    return tb.variant
 
 
 def runnable_build(

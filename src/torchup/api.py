@@ -22,7 +22,7 @@ from packaging.version import Version
 from . import companions
 from .backends import Backend, requested_backend, resolve_backend, variant_rule
 from .compat import Candidate, make_candidates
-from .errors import InterpreterError, TorchupError, UsageError
+from .errors import IndexFetchError, InterpreterError, TorchupError, UsageError
 from .family import (
     FAMILY,
     TORCH,
@@ -117,7 +117,7 @@ def _gather(
             got.torch_index_errors.append(res.error.message)
         elif res.error is not None:
             got.pip_errors.append(res.error.message)
-            if _unreachable(res.error):
+            if res.error.lasting:
                 down.add(source)
             else:
                 read.add(source)  # it answered (refused credentials, ...) or may later
@@ -131,7 +131,7 @@ def _gather(
             files = client.find_links(link.url)
         except TorchupError as exc:
             got.pip_errors.append(exc.message)
-            if _unreachable(exc):
+            if not isinstance(exc, IndexFetchError) or exc.lasting:
                 got.unread.add(link.url)
             continue
         for project in projects:  # make_candidates keeps each project's own files
@@ -162,13 +162,6 @@ def _candidates(
     for dist, why in bad:
         log.info("skipping %s: %s", dist.filename, why)
     return cands
-
-
-def _unreachable(error: TorchupError) -> bool:
-    """Whether a source failed for good: no answer or a server error, not refused
-    credentials (the installer may have its own: netrc, keyring) nor an offline miss."""
-    reason = getattr(error, "reason", "")
-    return not ("refused access" in reason or "(offline)" in reason)
 
 
 def _plain_builds_only(outcomes: Sequence[Outcome], got: _Gathered, variant: str) -> list[Outcome]:

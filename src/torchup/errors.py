@@ -82,7 +82,12 @@ class PythonNotFoundError(UsageError):
 class IndexFetchError(TorchupError):
     """An index page or file could not be fetched or parsed."""
 
-    def __init__(self, url: str, reason: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self, url: str, reason: str, *, hint: str | None = None, lasting: bool = True
+    ) -> None:
         super().__init__(f"cannot read {url}: {reason}", hint=hint)
         self.url = url
         self.reason = reason
+        #: false when another reader may well succeed: refused credentials (an
+        #: installer may have its own, from netrc or a keyring) or an offline cache miss
+        self.lasting = lasting

@@ -346,6 +346,7 @@ class IndexClient:
                 redact(url),
                 f"{what}: the index refused access",
                 hint="a private index needs credentials in its URL (https://user:token@host/...)",
+                lasting=False,
             )
         if status >= 500:
             return IndexFetchError(
@@ -411,6 +412,7 @@ class IndexClient:
                 shown,
                 "not in the cache (offline)",
                 hint="run once without --offline to fill the cache",
+                lasting=False,
             )
             return PageResult(url=shown, error=error), None
         return None, cached

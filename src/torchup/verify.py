@@ -60,6 +60,8 @@ __all__ = [
     "companion_check",
     "hardware_checks",
     "hiding",
+    "install_fix",
+    "own_backend",
     "variant_of",
     "verify",
 ]
@@ -184,7 +186,7 @@ def verify(
     build: Mapping[str, Any] = facts.get("build") or {}
     devices = tuple(_device(d) for d in facts.get("devices") or () if isinstance(d, dict))
     where = _install_target(exe, facts.get("environment"))
-    own = _own_backend(torch_version, build)
+    own = own_backend(torch_version, build)
 
     probe_checks = [
         _probe_check(raw, torch_version, target=where, backend=own)
@@ -264,7 +266,7 @@ def hardware_checks(
     kind = build_kind(build)
     what = _build_name(build)
     gpus = [d for d in devices if d.id != "cpu"]
-    auto = _install_fix(["torch"], "auto", target or ("--python", python))
+    auto = install_fix(["torch"], "auto", target or ("--python", python))
     machine = accelerator.describe()
     if kind == "cpu":
         if accelerator.kind in _GPU_KINDS:
@@ -345,9 +347,9 @@ def companion_check(
     torch = _version(torch_version)
     if torch is None:
         return _judged(check_id, "warn", "torch's version is unknown; not compared", None)
-    fix = _install_fix(
+    fix = install_fix(
         [f"torch=={torch.public}", name],
-        _own_backend(torch_version, build),
+        own_backend(torch_version, build),
         target or ("--python", python),
     )
     failures: list[str] = []
@@ -532,11 +534,9 @@ def _probe_check(
     again = torch is not None
     pin = f"torch=={torch.public}" if torch else "torch"
     if status == "fail" and check_id == "import-torch":
-        fix = _install_fix([pin], backend, target, reinstall=again)
+        fix = install_fix([pin], backend, target, reinstall=again)
     elif status == "fail" and check_id.startswith("import-"):
-        fix = _install_fix(
-            [pin, check_id.removeprefix("import-")], backend, target, reinstall=again
-        )
+        fix = install_fix([pin, check_id.removeprefix("import-")], backend, target, reinstall=again)
     return VerifyCheck(
         id=check_id,
         status=status,
@@ -575,14 +575,14 @@ def _install_target(python: str, environment: Any) -> tuple[str, ...]:
     return ("--python", python, "--system")
 
 
-def _own_backend(torch_version: str | None, build: Mapping[str, Any]) -> str | None:
-    """The ``--backend`` that reinstalls the same build of torch (as ``torchup doctor``
-    names it): PyPI for a release without a local label, else its variant
+def own_backend(torch_version: str | None, build: Mapping[str, Any]) -> str | None:
+    """The ``--backend`` that reinstalls the same build of torch (``verify``'s and
+    ``doctor``'s fixes): PyPI for a release without a local label, else its variant
     (:func:`variant_of`); None when torch's version is unknown.
 
-    >>> _own_backend("2.8.0+cu126", {}), _own_backend("2.13.0", {"cuda": "13.0"})
+    >>> own_backend("2.8.0+cu126", {}), own_backend("2.13.0", {"cuda": "13.0"})
     ('cu126', 'pypi')
-    >>> _own_backend(None, {}) is None
+    >>> own_backend(None, {}) is None
     True
     """
     version = _version(torch_version)
@@ -593,7 +593,7 @@ def _own_backend(torch_version: str | None, build: Mapping[str, Any]) -> str | N
     return variant_of(torch_version, build)
 
 
-def _install_fix(
+def install_fix(
     requirements: Sequence[str],
     backend: str | None,
     target: Sequence[str],
@@ -602,9 +602,9 @@ def _install_fix(
 ) -> str:
     """The ``torchup install`` command line; ``target`` names the environment.
 
-    >>> _install_fix(["torch"], "cpu", ("--venv", "/p/my env"))
+    >>> install_fix(["torch"], "cpu", ("--venv", "/p/my env"))
     "torchup install torch --backend cpu --venv '/p/my env'"
-    >>> _install_fix(["torch==2.13.0"], "cpu", ("--venv", "/p"), reinstall=True)
+    >>> install_fix(["torch==2.13.0"], "cpu", ("--venv", "/p"), reinstall=True)
     'torchup install torch==2.13.0 --backend cpu --reinstall --venv /p'
     """
     argv = ["torchup", "install", *requirements]
