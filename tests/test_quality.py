@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the lock carries tomli for 3.10 (pytest and mypy need it there too)
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,3 +97,59 @@ def test_a_plan_for_a_chosen_backend_loads_no_probes(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout
     assert not (tmp_path / "v").exists()
+
+
+# --- the test dependencies come from the lock ----------------------------------------
+
+
+def _locked() -> dict[str, list[tuple[str, str, int]]]:
+    """name -> [(version, marker, number of hashes)] from uv's hash-pinned requirements/test.txt."""
+    pins: dict[str, list[tuple[str, str, int]]] = {}
+    last: list[tuple[str, str, int]] = []
+    for line in (ROOT / "requirements" / "test.txt").read_text().splitlines():
+        if line.strip().startswith("--hash=sha256:"):
+            version, marker, hashes = last[-1]
+            last[-1] = (version, marker, hashes + 1)
+        elif line and line[0] not in " #":
+            spec, _, marker = line.rstrip(" \\").partition(" ; ")
+            name, _, version = spec.partition("==")
+            last = pins.setdefault(canonicalize_name(name), [])
+            last.append((version, marker.strip(), 0))
+    return pins
+
+
+def test_every_declared_dependency_is_locked_within_its_range() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    declared = [
+        *project["dependencies"],
+        *project["optional-dependencies"]["test"],
+        *pyproject["build-system"]["requires"],
+    ]
+    locked = _locked()
+    for text in declared:
+        req = Requirement(text)
+        pins = locked.get(canonicalize_name(req.name))
+        assert pins, f"{req.name} is declared but not in requirements/test.txt"
+        for version, _, hashes in pins:
+            assert req.specifier.contains(version, prereleases=True), (text, version)
+            assert hashes, f"{req.name}=={version} has no --hash"
+
+
+def test_the_running_suite_is_installed_from_the_lock() -> None:
+    """Every locked package that applies here is installed at exactly its pin."""
+    for name, pins in _locked().items():
+        wanted = [v for v, marker, _ in pins if not marker or Marker(marker).evaluate()]
+        if wanted:
+            installed = importlib.metadata.version(name)
+            assert installed == wanted[0], (
+                f"{name} {installed} is installed, the lock pins {wanted[0]}: "
+                "install with the README's test command"
+            )
+
+
+@pytest.mark.network
+def test_the_suite_passes_with_the_newest_dependencies() -> None:
+    """The scheduled check (bench/newest_deps.py): the next break is seen before users see it."""
+    proc = _run("bench/newest_deps.py", "-q", "-x", "-m", "not network")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
