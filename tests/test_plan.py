@@ -57,14 +57,14 @@ def pins(result: torchup.Plan) -> list[str]:
 @pytest.mark.parametrize(
     ("python", "expected"),
     [
-        ("2.7", "torch==1.4.0"),
-        ("3.6", "torch==1.10.2"),
-        ("3.7", "torch==1.13.1"),
-        ("3.8", "torch==2.4.1"),
-        ("3.9", "torch==2.8.0"),
-        ("3.10", "torch==2.14.1"),
-        ("3.11", "torch==2.15.0"),
-        ("3.13", "torch==2.15.0"),
+        ("2.7", "torch===1.4.0"),
+        ("3.6", "torch===1.10.2"),
+        ("3.7", "torch===1.13.1"),
+        ("3.8", "torch===2.4.1"),
+        ("3.9", "torch===2.8.0"),
+        ("3.10", "torch===2.14.1"),
+        ("3.11", "torch===2.15.0"),
+        ("3.13", "torch===2.15.0"),
     ],
 )
 def test_newest_torch_pip_would_get_per_interpreter(
@@ -142,7 +142,7 @@ def test_torch_1_10_0_on_3_10_explains_and_names_what_would_work(
     assert {"3.6", "3.7", "3.8", "3.9"} <= versions
     assert not versions & {"3.10", "3.11", "3.12", "3.13", "2.7"}
     alt = next(a for a in result.alternative_pythons if a.version.startswith("3.9."))
-    assert alt.command[:5] == (alt.executable, "-m", "pip", "install", "torch==1.10.0")
+    assert alt.command[:5] == (alt.executable, "-m", "pip", "install", "torch===1.10.0")
 
 
 def test_torch_2_15_0_on_3_10_needs_3_11(index_server: IndexServer, env: dict[str, str]) -> None:
@@ -460,7 +460,7 @@ def test_other_packages_are_planned_as_plain_builds_on_a_variant_backend(
         find_links=[str(links)],
     )
     assert result.ok, result.problems
-    assert pins(result) == ["torch==2.5.1+cpu", "numpy==2.1.0"]
+    assert pins(result) == ["torch==2.5.1+cpu", "numpy===2.1.0"]
     assert result.packages[1].variant is None
     # the find-links folder given to torchup is handed to pip as well
     cmd = result.commands[0]
@@ -527,11 +527,11 @@ def test_extras_reach_every_install_command(index_server: IndexServer, env: dict
     )
     assert not result.ok
     assert result.alternative_pythons
-    assert all("torch[opt-einsum]==1.10.0" in a.command for a in result.alternative_pythons)
+    assert all("torch[opt-einsum]===1.10.0" in a.command for a in result.alternative_pythons)
     ok = run_plan(
         index_server, env, "torch[opt-einsum]==1.10.0", python=pyenv("3.9"), backend="pypi"
     )
-    assert "torch[opt-einsum]==1.10.0" in ok.commands[0]
+    assert "torch[opt-einsum]===1.10.0" in ok.commands[0]
 
 
 @pytest.mark.parametrize("variant", ["cu121", "rocm6.2", "xpu"])

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from .errors import UsageError
-from .plan import PlannedPackage, install_command
+from .plan import PlannedPackage, exact_pin, install_command
 from .sources import Sources
 
 __all__ = ["InstallerChoice", "choose_installer", "find_uv", "install_commands"]
@@ -135,7 +135,7 @@ def install_commands(
         line = (
             str(files[p.name])
             if p.name in files
-            else f"{p.name}{extras.get(p.name, '')}=={p.version}"
+            else exact_pin(p.name, p.version, extras.get(p.name, ""))
         )
         if p.sha256:
             line += f" --hash=sha256:{p.sha256}"
@@ -143,7 +143,7 @@ def install_commands(
     if files:
         wanted = list(dependencies or ())
     else:
-        wanted = [f"{p.name}{extras.get(p.name, '')}=={p.version}" for p in packages]
+        wanted = [exact_pin(p.name, p.version, extras.get(p.name, "")) for p in packages]
     sources_args = _source_args(sources, variant_index, packages, uv=installer.name == "uv")
     if installer.name == "uv":
         assert installer.uv is not None

@@ -29,6 +29,7 @@ __all__ = [
     "Plan",
     "PlannedPackage",
     "build_plan",
+    "exact_pin",
     "install_command",
 ]
 
@@ -54,7 +55,7 @@ class PlannedPackage:
     @property
     def pin(self) -> str:
         """The exact requirement that installs this file, local label included."""
-        return f"{self.name}=={self.version}"
+        return exact_pin(self.name, self.version)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,6 +145,21 @@ class Plan:
         }
 
 
+def exact_pin(name: str, version: str, extras: str = "") -> str:
+    """A requirement that only this version's files satisfy, whatever else is on offer.
+
+    PEP 440 ignores a candidate's local label when the pin has none, so ``torch==2.13.0``
+    is satisfied by a ``2.13.0+cpu`` build in a find-links folder (pip and uv both prefer
+    it: it sorts higher). A version without a label is therefore pinned with arbitrary
+    equality (``===``, a string match); one with a label is already exact with ``==``.
+
+    >>> exact_pin("torch", "2.13.0"), exact_pin("torch", "2.13.0+cpu", "[opt]")
+    ('torch===2.13.0', 'torch[opt]==2.13.0+cpu')
+    """
+    operator = "==" if "+" in version else "==="
+    return f"{name}{extras}{operator}{version}"
+
+
 def planned_package(outcome: Outcome) -> PlannedPackage:
     """The :class:`PlannedPackage` for a successful outcome."""
     cand = outcome.choice
@@ -173,10 +189,11 @@ def install_command(
 ) -> tuple[str, ...]:
     """The target's own ``python -m pip install`` for ``packages``.
 
-    Pins carry the local label (``torch==2.5.1+cpu``) so no other build can satisfy
-    them. When a file comes from a PyTorch index directory, that directory becomes the
-    ``--index-url`` and pip's own index stays an ``--extra-index-url`` so that torch's
-    ordinary dependencies resolve from where they always do.
+    Pins are exact (:func:`exact_pin`: ``torch==2.5.1+cpu``, ``torch===2.5.1``) so no
+    other build can satisfy them. When a file comes from a PyTorch index directory,
+    that directory becomes the ``--index-url`` and pip's own index stays an
+    ``--extra-index-url`` so that torch's ordinary dependencies resolve from where they
+    always do.
 
     >>> from torchup.sources import Sources, Source
     >>> s = Sources(index_url=None, extra_index_urls=(), find_links=(), trusted_hosts=(),
@@ -190,7 +207,9 @@ def install_command(
         if r.extras
     }
     argv = [executable, "-m", "pip", "install"]
-    argv += [f"{p.name}{extras.get(canonicalize_name(p.name), '')}=={p.version}" for p in packages]
+    argv += [
+        exact_pin(p.name, p.version, extras.get(canonicalize_name(p.name), "")) for p in packages
+    ]
     # Credentials never appear in output; pip finds them in its keyring or netrc.
     pip_indexes = sources.index_urls()
     if variant_index is not None and _uses(variant_index, packages):
