@@ -267,6 +267,7 @@ PLAN_KEYS = {
     "problems",
     "alternatives",
     "warnings",
+    "fallback",
 }
 
 
@@ -295,6 +296,7 @@ def test_plan_json_schema_is_pinned(index_server: IndexServer, env: dict[str, st
     assert doc["packages"][1]["version"] == "0.20.1+cpu"
     assert doc["commands"][0][:4] == [pyenv("3.10"), "-m", "pip", "install"]
     assert set(doc["alternatives"]) == {"versions", "pythons"}
+    assert doc["fallback"] is None  # set only when auto fell back to PyPI (test_fallback.py)
 
 
 def test_plan_json_failure_document(index_server: IndexServer, env: dict[str, str]) -> None:

@@ -33,9 +33,16 @@ from .family import (
 )
 from .interpreters import Interpreter, default_interpreter, discover, is_version_spec, select
 from .pages import DistFile, redact
-from .plan import AltPython, Plan, build_plan, install_command, planned_package
+from .plan import AltPython, Plan, PypiFallback, build_plan, install_command, planned_package
 from .resolve import MetadataLookup, Outcome, VariantRule
 from .sources import Sources, pip_sources, project_url, variant_project_url
+from .variants import (
+    cuda_of_requirements,
+    driver_floors,
+    judge,
+    platform_key,
+    variant_of_cuda,
+)
 
 if TYPE_CHECKING:
     from .accelerators import Accelerator
@@ -358,13 +365,11 @@ def plan(
         if root_error is not None:
             got.torch_index_errors.append(root_error)
         reachable = any(got.torch_index.get(p) for p in projects) or not got.torch_index_errors
+        unreadable: str | None = None  # why auto fell back to PyPI's build
         if (hardware or chosen.variant is not None) and not reachable:
             why = got.torch_index_errors[0]
             if name == "auto":
-                warnings.append(
-                    f"the PyTorch index could not be read ({why}); planning what pip "
-                    "would install from its own sources instead (--backend pypi)"
-                )
+                unreadable = why
                 chosen = Backend(
                     name="pypi", variant=None, source=f"{origin}: auto, PyTorch index unreachable"
                 )
@@ -439,7 +444,15 @@ def plan(
                 sources=sources,
                 found=everything(),
             )
+        fallback = (
+            _pypi_fallback(unreadable, outcomes, metadata, accel, py)
+            if unreadable is not None
+            else None
+        )
+        if fallback is not None:
+            warnings.insert(0, _fallback_warning(fallback))
     return build_plan(
+        fallback=fallback,
         python=py,
         backend=chosen,
         sources=sources,
@@ -452,6 +465,53 @@ def plan(
         release=hw.release if hw is not None else None,
         verdicts=hw.verdicts if hw is not None else (),
     )
+
+
+def _pypi_fallback(
+    why: str,
+    outcomes: Sequence[Outcome],
+    metadata: MetadataLookup,
+    accel: Accelerator | None,
+    py: Interpreter,
+) -> PypiFallback:
+    """What PyPI's torch, planned because the PyTorch index was unreadable, is built for,
+    and whether this machine runs it."""
+    torch = next((o.choice for o in outcomes if o.choice and o.choice.project == "torch"), None)
+    if torch is None:
+        return PypiFallback(reason=why, cuda=None)
+    requires = metadata(torch)
+    cuda = cuda_of_requirements(requires) if requires is not None else None
+    # unread metadata: PyPI's Linux torch is a CUDA build (x86_64 since 1.x)
+    known = requires is not None or "linux" not in torch.dist.filename
+    verdict = None
+    if accel is not None and accel.kind == "cuda" and cuda is not None:
+        verdict = judge(variant_of_cuda(cuda), torch.version, accel, platform_key(py.markers))
+    return PypiFallback(reason=why, cuda=cuda, known=known, verdict=verdict)
+
+
+def _fallback_warning(fallback: PypiFallback) -> str:
+    head = (
+        f"the PyTorch index could not be read ({fallback.reason}); planned what pip would "
+        f"install from its own sources instead (--backend pypi): PyPI's torch, "
+        f"{fallback.describe()}"
+    )
+    if not fallback.cuda_build:
+        return head
+    if fallback.verdict is None:
+        return (
+            f"{head}, with GBs of nvidia-*/cuda-* wheels that this machine (no NVIDIA GPU) "
+            "cannot use; the CPU build is only on the PyTorch index, so `torchup install` "
+            "stops here (--backend cpu with a reachable --torch-index-url, or --backend pypi "
+            "to take the CUDA build knowingly)"
+        )
+    floors = driver_floors(fallback.verdict.variant)
+    needs = f", which needs NVIDIA driver >= {floors.strict}" if floors and floors.strict else ""
+    runs = (
+        "this driver runs it"
+        if fallback.verdict.ok
+        else f"this machine does not run it ({fallback.verdict.reason})"
+    )
+    return f"{head}{needs}: {runs}"
 
 
 def _offered(client: IndexClient, sources: Sources, variant: str) -> str:

@@ -120,6 +120,27 @@ def _pick_python(
     return first, "the newest Python on this machine (nothing fits any of them)"
 
 
+def _refuse_an_unusable_fallback(result: Plan, requirements: Sequence[str]) -> None:
+    """``auto`` with the PyTorch index unreadable planned PyPI's torch; on a machine
+    that cannot use that build (a CUDA build and no NVIDIA GPU) installing it would pull
+    GBs for nothing, so stop and name the two commands that work. ``plan`` only warns."""
+    fallback = result.fallback
+    if fallback is None or not fallback.cuda_build or fallback.verdict is not None:
+        return
+    reqs = shlex.join(requirements or ("torch",))
+    raise TorchupError(
+        f"the PyTorch index could not be read ({fallback.reason}), and PyPI's torch is "
+        f"{fallback.describe()} with GBs of nvidia-*/cuda-* wheels that this machine "
+        f"cannot use ({result.accelerator.describe() if result.accelerator else 'no GPU'}); "
+        "the CPU build lives only on the PyTorch index",
+        hint=(
+            f"torchup install {reqs} --backend cpu --torch-index-url URL (a reachable "
+            f"PyTorch index or mirror of it), or torchup install {reqs} --backend pypi "
+            "to take the CUDA build knowingly"
+        ),
+    )
+
+
 def _extras(reqs: Sequence[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for text in reqs:
@@ -208,6 +229,7 @@ def install(
     else:
         result, python_source = _pick_python(requirements, plan_kw, env, cwd)
     py = result.python
+    _refuse_an_unusable_fallback(result, requirements)
     if target.kind == "system":
         target = envs.Target(
             kind="system",

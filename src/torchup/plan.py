@@ -28,6 +28,7 @@ __all__ = [
     "AltPython",
     "Plan",
     "PlannedPackage",
+    "PypiFallback",
     "build_plan",
     "exact_pin",
     "install_command",
@@ -90,6 +91,49 @@ class AltPython:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PypiFallback:
+    """``auto`` could not read the PyTorch index and planned PyPI's build instead.
+
+    ``cuda`` is the CUDA version PyPI's torch file is built with (read from the runtime
+    its metadata pins), ``None`` for a CPU build; ``known`` is false when its metadata
+    could not be read (then a Linux file is taken for a CUDA build, as PyPI's Linux
+    x86_64 torch has been since 1.x). ``verdict`` says whether this machine's GPU and
+    driver run it (``None`` on a machine without one).
+    """
+
+    reason: str
+    cuda: str | None
+    known: bool = True
+    verdict: Verdict | None = None
+
+    @property
+    def cuda_build(self) -> bool:
+        return self.cuda is not None or not self.known
+
+    @property
+    def usable(self) -> bool:
+        """Whether this machine can use the build (a CUDA build needs a GPU that runs it)."""
+        if not self.cuda_build:
+            return True
+        return self.verdict is not None and self.verdict.ok
+
+    def describe(self) -> str:
+        """``a CUDA 13.0 build`` / ``a CPU build`` / ``a CUDA build (metadata unread)``."""
+        if self.cuda is not None:
+            return f"a CUDA {self.cuda} build"
+        return "a CPU build" if self.known else "a CUDA build (its metadata could not be read)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "cuda": self.cuda,
+            "known": self.known,
+            "usable": self.usable,
+            "verdict": self.verdict.to_dict() if self.verdict is not None else None,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
     """A plan (``ok``) or an explanation of why nothing fits (``problems``)."""
 
@@ -108,6 +152,8 @@ class Plan:
     variant_index: str | None = None
     release: str | None = None
     verdicts: tuple[Verdict, ...] = ()
+    #: set when ``auto`` fell back to PyPI's build because the PyTorch index was unreadable
+    fallback: PypiFallback | None = None
 
     @property
     def ok(self) -> bool:
@@ -142,6 +188,7 @@ class Plan:
                 "pythons": [a.to_dict() for a in self.alternative_pythons],
             },
             "warnings": list(self.warnings),
+            "fallback": self.fallback.to_dict() if self.fallback is not None else None,
         }
 
 
@@ -254,6 +301,7 @@ def build_plan(
     accelerator: Accelerator | None = None,
     release: str | None = None,
     verdicts: Sequence[Verdict] = (),
+    fallback: PypiFallback | None = None,
 ) -> Plan:
     """Assemble the plan from the outcomes of every requirement."""
     problems = tuple(o for o in outcomes if not o.ok)
@@ -287,4 +335,5 @@ def build_plan(
         variant_index=variant_index if _uses(variant_index, packages) else None,
         release=release,
         verdicts=tuple(verdicts),
+        fallback=fallback,
     )

@@ -25,6 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from .compat import Candidate
@@ -39,6 +40,7 @@ __all__ = [
     "Verdict",
     "arch_list",
     "cuda_of",
+    "cuda_of_requirements",
     "cuda_releases",
     "cuda_variants",
     "driver_floors",
@@ -46,6 +48,7 @@ __all__ = [
     "judge",
     "platform_key",
     "runs_on",
+    "variant_of_cuda",
 ]
 
 _DATA = Path(__file__).parent / "data"
@@ -67,6 +70,46 @@ def cuda_of(variant: str | None) -> tuple[int, int] | None:
     """
     match = re.fullmatch(r"cu([0-9]+)([0-9])", variant or "")
     return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+# The runtime a CUDA build of torch pins: nvidia-cuda-runtime-cu11/-cu12 up to 2.10,
+# cuda-toolkit[cudart,...] from 2.11 (their METADATA, captured in tests/data/metadata/).
+_CUDA_RUNTIME = re.compile(r"nvidia-cuda-runtime(-cu[0-9]+)?|cuda-toolkit")
+
+
+def cuda_of_requirements(requires: Sequence[str]) -> str | None:
+    """The CUDA version a torch build pins in its ``Requires-Dist``, or ``None`` (a CPU
+    build, or no CUDA runtime pinned).
+
+    >>> cuda_of_requirements(["filelock", "nvidia-cuda-runtime-cu12==12.4.127"])
+    '12.4'
+    >>> cuda_of_requirements(["cuda-toolkit[cudart,nvrtc]==13.0.3; platform_system == 'Linux'"])
+    '13.0'
+    >>> cuda_of_requirements(["sympy>=1.13.3", "pyyaml; extra == 'pyyaml'"]) is None
+    True
+    """
+    for text in requires:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if not _CUDA_RUNTIME.fullmatch(req.name.lower().replace("_", "-")):
+            continue
+        for spec in req.specifier:
+            version = _version(spec.version) if spec.operator in ("==", "===") else None
+            if version is not None:
+                return f"{version.major}.{version.minor}"
+    return None
+
+
+def variant_of_cuda(cuda: str) -> str:
+    """``13.0`` -> ``cu130``, the PyTorch index's name for that CUDA's builds.
+
+    >>> variant_of_cuda("12.4"), variant_of_cuda("13.0")
+    ('cu124', 'cu130')
+    """
+    major, _, minor = cuda.partition(".")
+    return f"cu{major}{minor}"
 
 
 def _os(system: str) -> str:
