@@ -478,7 +478,7 @@ def _pypi_fallback(
     and whether this machine runs it."""
     torch = next((o.choice for o in outcomes if o.choice and o.choice.project == "torch"), None)
     if torch is None:
-        return PypiFallback(reason=why, cuda=None)
+        return PypiFallback(reason=why, torch=None)
     requires = metadata(torch)
     cuda = cuda_of_requirements(requires) if requires is not None else None
     # unread metadata: PyPI's Linux torch is a CUDA build (x86_64 since 1.x)
@@ -486,15 +486,19 @@ def _pypi_fallback(
     verdict = None
     if accel is not None and accel.kind == "cuda" and cuda is not None:
         verdict = judge(variant_of_cuda(cuda), torch.version, accel, platform_key(py.markers))
-    return PypiFallback(reason=why, cuda=cuda, known=known, verdict=verdict)
+    return PypiFallback(
+        reason=why, torch=torch.dist.filename, cuda=cuda, known=known, verdict=verdict
+    )
 
 
 def _fallback_warning(fallback: PypiFallback) -> str:
     head = (
         f"the PyTorch index could not be read ({fallback.reason}); planned what pip would "
-        f"install from its own sources instead (--backend pypi): PyPI's torch, "
-        f"{fallback.describe()}"
+        "install from its own sources instead (--backend pypi)"
     )
+    if fallback.torch is None:
+        return head
+    head += f": PyPI's torch, {fallback.describe()}"
     if not fallback.cuda_build:
         return head
     if fallback.verdict is None:

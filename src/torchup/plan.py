@@ -102,13 +102,15 @@ class PypiFallback:
     """
 
     reason: str
-    cuda: str | None
+    #: PyPI's torch file that was planned (``None``: none fits the request)
+    torch: str | None
+    cuda: str | None = None
     known: bool = True
     verdict: Verdict | None = None
 
     @property
     def cuda_build(self) -> bool:
-        return self.cuda is not None or not self.known
+        return self.torch is not None and (self.cuda is not None or not self.known)
 
     @property
     def usable(self) -> bool:
@@ -126,6 +128,7 @@ class PypiFallback:
     def to_dict(self) -> dict[str, Any]:
         return {
             "reason": self.reason,
+            "torch": self.torch,
             "cuda": self.cuda,
             "known": self.known,
             "usable": self.usable,
