@@ -30,11 +30,16 @@ LOCK_ONLY = (
 
 
 def locked_versions() -> dict[str, str]:
+    """The lock's pins that apply to this Python (its markers evaluated here)."""
+    from packaging.markers import Marker
+
     pins: dict[str, str] = {}
     for line in (ROOT / "requirements" / "test.txt").read_text().splitlines():
         if line and line[0] not in " #":
-            name, _, rest = line.partition("==")
-            pins.setdefault(name.lower().replace("_", "-"), rest.split()[0])
+            spec, _, marker = line.rstrip(" \\").partition(" ; ")
+            name, _, version = spec.partition("==")
+            if not marker or Marker(marker).evaluate():
+                pins[name.lower().replace("_", "-")] = version
     return pins
 
 
