@@ -19,6 +19,7 @@ Leftovers of a killed run (``.<name>.torchup-*``) are removed by the next run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -131,6 +132,12 @@ def _conda_target(prefix: Path, source: str) -> Target:
 
 
 def _venv_target(path: Path, source: str) -> Target:
+    problem = name_problem(path)
+    if problem is not None:
+        raise UsageError(
+            f"{path} cannot be a venv: {problem}",
+            hint="pass --venv with a shorter name",
+        )
     if path.exists() and not is_venv(path):
         if is_conda(path):
             return Target(
@@ -155,14 +162,55 @@ def _venv_target(path: Path, source: str) -> Target:
     )
 
 
+# Every sibling torchup makes is ``.STEM.torchup-WHAT-XXXXXXXX`` (WHAT: new, copy, old,
+# backup, failed) or ``.STEM.torchup.lock``: 25 bytes around STEM at most. A name too long for that is shortened to a prefix and a
+# hash of the whole name, so a 255-byte venv name still has room and two long names
+# that share a prefix never share a stem.
+_NAME_MAX = 255
+_SIBLING_EXTRA = len(f".{_MARK}backup-") + 8
+
+
+def _stem(path: Path) -> str:
+    """The part of ``path``'s name that its siblings' names carry.
+
+    >>> _stem(Path("/p/.venv"))
+    '.venv'
+    >>> s = _stem(Path("/p/" + "v" * 250)); len(s.encode()) + _SIBLING_EXTRA, s[-9] == "~"
+    (255, True)
+    """
+    raw = path.name.encode("utf-8", "surrogateescape")
+    if len(raw) + _SIBLING_EXTRA <= _NAME_MAX:
+        return path.name
+    import hashlib  # lazy: only for names this long; a plan's start-up does not load it
+
+    digest = hashlib.sha256(raw).hexdigest()[:8]
+    keep = raw[: _NAME_MAX - _SIBLING_EXTRA - len(digest) - 1]
+    return keep.decode("utf-8", "ignore") + "~" + digest
+
+
+def name_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a new environment's path on its file system, or ``None``."""
+    limit = _NAME_MAX
+    with contextlib.suppress(OSError, ValueError):  # the nearest existing folder's limit
+        existing = next(p for p in path.parents if p.exists())
+        limit = os.pathconf(existing, "PC_NAME_MAX")
+    size = len(path.name.encode("utf-8", "surrogateescape"))
+    if size > limit:
+        return (
+            f"its name is {size} bytes long, and the file system allows at most {limit} "
+            "(NAME_MAX)"
+        )
+    return None
+
+
 def _sibling(path: Path, what: str) -> Path:
-    return path.parent / f".{path.name}{_MARK}{what}-{os.urandom(4).hex()}"
+    return path.parent / f".{_stem(path)}{_MARK}{what}-{os.urandom(4).hex()}"
 
 
 def _leftovers(path: Path) -> list[Path]:
     """Siblings named ``.NAME.torchup-*`` (matched by prefix: NAME may hold ``*`` or
     ``[``, which a glob would read as a pattern and match other targets' folders)."""
-    head = f".{path.name}{_MARK}"
+    head = f".{_stem(path)}{_MARK}"
     try:
         return [p for p in path.parent.iterdir() if p.name.startswith(head)]
     except OSError:
@@ -176,7 +224,7 @@ def clean_leftovers(path: Path) -> list[Path]:
     ``.NAME.torchup-old-*``: when ``path`` is missing, that is put back, not deleted."""
     removed = []
     stale = _leftovers(path)
-    olds = [p for p in stale if p.name.startswith(f".{path.name}{_MARK}old-")]
+    olds = [p for p in stale if p.name.startswith(f".{_stem(path)}{_MARK}old-")]
     if olds and not os.path.lexists(path):
         back = max(olds, key=lambda p: p.stat().st_mtime)
         log.warning("putting back %s from %s (a run was killed while swapping)", path, back)
@@ -205,7 +253,7 @@ class _Lock:
     that another run may be using is cleared."""
 
     def __init__(self, path: Path) -> None:
-        self.file = path.parent / f".{path.name}.torchup.lock"
+        self.file = path.parent / f".{_stem(path)}.torchup.lock"
         self.target = path
         self._fd: int | None = None
 
