@@ -163,9 +163,9 @@ def _venv_target(path: Path, source: str) -> Target:
 
 
 # Every sibling torchup makes is ``.STEM.torchup-WHAT-XXXXXXXX`` (WHAT: new, copy, old,
-# backup, failed) or ``.STEM.torchup.lock``: 25 bytes around STEM at most. A name too long for that is shortened to a prefix and a
-# hash of the whole name, so a 255-byte venv name still has room and two long names
-# that share a prefix never share a stem.
+# backup, failed) or ``.STEM.torchup.lock``: 25 bytes around STEM at most. A name too
+# long for that is shortened to a prefix and a hash of the whole name, so a 255-byte
+# venv name still has room and two long names that share a prefix never share a stem.
 _NAME_MAX = 255
 _SIBLING_EXTRA = len(f".{_MARK}backup-") + 8
 

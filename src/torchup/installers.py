@@ -105,6 +105,7 @@ def install_commands(
     files: Mapping[str, Path] | None = None,
     dependencies: Sequence[str] | None = None,
     reinstall: bool = False,
+    checked: Mapping[str, Path] | None = None,
 ) -> tuple[tuple[str, ...], tuple[str, ...] | None, str]:
     """The install commands (the second ``None`` when one does it all) and the
     requirements text to write to ``hashes_file``.
@@ -114,7 +115,9 @@ def install_commands(
     second command installs ``dependencies`` (their ``Requires-Dist``) instead of the
     pins, since no resolver accepts the forced files, and is ``None`` when there are
     none. ``reinstall`` replaces the family's files even when the same versions are
-    installed (a damaged install), never their dependencies.
+    installed (a damaged install), never their dependencies. ``checked`` maps a package
+    to a local file whose sha256 the caller has checked: uv is given that exact file
+    (``torch @ file:///...``) instead of a pin and a hash to verify again.
 
     >>> from torchup.sources import Sources, Source
     >>> s = Sources(index_url=None, extra_index_urls=(), find_links=(), trusted_hosts=(),
@@ -130,8 +133,12 @@ def install_commands(
     """
     extras = extras or {}
     files = files or {}
+    checked = checked or {}
     lines = []
     for p in packages:
+        if p.name in checked and installer.name == "uv" and not files:
+            lines.append(f"{p.name}{extras.get(p.name, '')} @ {checked[p.name].as_uri()}")
+            continue
         line = (
             str(files[p.name])
             if p.name in files
