@@ -1,6 +1,6 @@
 """A PyTorch-layout index on this disk (file://): torchup checks each family file's
-sha256 itself and hands uv the exact file; a file whose bytes are not the ones listed
-stops the install before anything is made, with either installer.
+sha256 itself, while uv installs the exact file into the staged venv; a file whose bytes
+are not the ones listed is never run or committed, with either installer.
 
 (uv verifies a hash far slower than hashlib: half a second for the real 190 MB torch
 wheel here, most of a cold install's time over bare uv; docs/benchmarks-install.md.)
@@ -66,8 +66,9 @@ def test_bytes_that_are_not_the_listed_ones_stop_the_install(
     rc, out, venv = install(tmp_path, index, "--installer", installer)
     assert rc == 1, out
     assert "Traceback" not in out
-    if installer == "uv":  # checked by torchup before anything is made
+    if installer == "uv":  # checked by torchup while uv installs into the staged venv
         assert "does not match the index's hash: sha256 " in out
+        assert "everything was undone" in out
         assert f"the index lists {'ab' * 32}" in out
     else:  # pip's own --require-hashes check, in the staged venv
         assert "hash" in out.lower()

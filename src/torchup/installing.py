@@ -21,7 +21,7 @@ import os
 import re
 import shlex
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -312,13 +312,10 @@ def install(
                 files, deps, forced = _fetch_forced(result, Path(tmp), env, download=not dry_run)
             except TorchupError as exc:
                 return outcome(False, f"{exc.message}; nothing was created or changed")
-        try:
-            checked = _checked_local_files(result, choice, env) if not files else {}
-        except TorchupError as exc:
-            return outcome(False, f"{exc.message}; nothing was created or changed")
+        local = _local_family_files(result, choice) if not files else {}
         text, steps = _commands(
             choice, staging, result, variant_index, hashes, requirements, files, deps, reinstall,
-            checked,
+            {name: path for name, (path, _) in local.items()},
         )  # fmt: skip
         # as the user should read them: the final path, and no credentials
         shown = tuple(
@@ -335,11 +332,16 @@ def install(
             return outcome(True, "dry run: nothing was created or changed", shown, dry=True)
         hashes.write_text(text)
         with staging:
+            hash_check = _start_hash_check(local, env)
             for argv in steps:
                 done = _run_step(argv, env, echo)
                 if done is not None:
                     said = done.replace(str(staging.work), str(target.path))
                     return outcome(False, f"{said}; nothing was changed", shown)
+            # before anything runs in the staged environment (verify), or it is committed
+            mismatch = hash_check()
+            if mismatch is not None:
+                return outcome(False, f"{mismatch}; everything was undone", shown)
             report = None
             if verify:
                 from .verify import verify as run_verify
@@ -407,42 +409,69 @@ def _commands(  # noqa: PLR0917 (private, called once)
     return text, [*steps, first, *([second] if second else [])]
 
 
-def _checked_local_files(
-    result: Plan, choice: InstallerChoice, env: Mapping[str, str]
-) -> dict[str, Path]:
-    """The family's files that lie on this disk, their sha256 checked here, for uv.
+def _local_family_files(result: Plan, choice: InstallerChoice) -> dict[str, tuple[Path, str]]:
+    """The family's files that lie on this disk, with their listed sha256, for uv.
 
     uv hashes a wheel it is asked to verify at a fraction of OpenSSL's speed (half a
     second for torch's 190 MB here, most of a cold install's difference from bare uv), so
-    a local file is checked once with hashlib (cached by size and mtime, like the pages)
-    and handed to uv as the exact file. A mismatch stops the install: the bytes on disk
-    are not the ones the index listed. pip hashes with hashlib itself: it keeps the pins.
+    a local file is handed to uv as the exact file and torchup checks its sha256 with
+    hashlib while uv installs (:func:`_start_hash_check`). pip hashes with hashlib
+    itself: it keeps the pins and their hashes.
     """
-    from ._paths import cache_dir
-    from .httpcache import FileHashCache
     from .index import file_url_to_path
 
     if choice.name != "uv":
         return {}
-    hashes = FileHashCache(cache_dir(env))
-    checked: dict[str, Path] = {}
-    for p in result.packages:
-        if p.dist is None or not p.sha256 or not p.dist.url.startswith("file:"):
-            continue
-        path = file_url_to_path(p.dist.url.partition("#")[0])
-        try:
-            digest = hashes.sha256(path)
-        except OSError as exc:
-            raise TorchupError(f"cannot read {path}: {exc.strerror or exc}") from None
-        if digest != p.sha256:
-            raise TorchupError(
-                f"{path} does not match the index's hash: sha256 {digest}, the index lists "
-                f"{p.sha256}",
-                hint="the file changed after the index was written; restore it, or "
-                "regenerate the index",
-            )
-        checked[p.name] = path
-    return checked
+    return {
+        p.name: (file_url_to_path(p.dist.url.partition("#")[0]), p.sha256)
+        for p in result.packages
+        if p.dist is not None and p.sha256 and p.dist.url.startswith("file:")
+    }
+
+
+def _start_hash_check(
+    files: Mapping[str, tuple[Path, str]], env: Mapping[str, str]
+) -> Callable[[], str | None]:
+    """Hash ``files`` in a thread while the installer runs; the returned function waits
+    and says what does not match (``None`` when all do).
+
+    Safe to overlap because the installer writes only the staged environment: a file
+    whose bytes are not the listed ones is never run (verify waits for the answer) and
+    never committed. Digests are cached by size and mtime, like the pages.
+    """
+    if not files:
+        return lambda: None
+    import threading
+
+    from ._paths import cache_dir
+    from .httpcache import FileHashCache
+
+    found: list[str | None] = []
+
+    def check() -> None:
+        cache = FileHashCache(cache_dir(env))
+        for path, listed in files.values():
+            try:
+                digest = cache.sha256(path)
+            except OSError as exc:
+                found.append(f"cannot read {path} to check its hash: {exc.strerror or exc}")
+                return
+            if digest != listed:
+                found.append(
+                    f"{path} does not match the index's hash: sha256 {digest}, the index "
+                    f"lists {listed} (the file changed after the index was written)"
+                )
+                return
+        found.append(None)
+
+    worker = threading.Thread(target=check, name="torchup-hash-check", daemon=True)
+    worker.start()
+
+    def wait() -> str | None:
+        worker.join()
+        return found[0] if found else "the hash check of the local files did not finish"
+
+    return wait
 
 
 def _stand_in_plan(
