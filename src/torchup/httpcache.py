@@ -2,16 +2,23 @@
 
 Layout under the cache directory (``TORCHUP_CACHE_DIR`` or the platform default)::
 
-    pages/<key of redacted URL>.json        parsed files + HTTP validators
-    pages/<key of redacted URL>.body.gz     the page as received (to re-parse)
-    metadata/<key of URL + file sha256>     a wheel's METADATA bytes (immutable)
-    filehashes/<key of path>.json           sha256 of a local file by size + mtime
+    pages/<key of redacted URL + id>.json     parsed files + HTTP validators
+    pages/<key of redacted URL + id>.body.gz  the page as received (to re-parse)
+    metadata/<key of URL + sha256 + id>       a wheel's METADATA bytes (immutable)
+    filehashes/<key of path>.json             sha256 of a local file by size + mtime
+    credential-salt                           random salt of the ids (mode 0600)
 
 A ``<key>`` is 64 bits of zlib checksums (crc32 + adler32) of the text: not a
 cryptographic hash, so every entry also stores its full text (page URL, metadata key,
 file path) and one that does not match is treated as missing. This keeps ``hashlib``
 (and OpenSSL behind it) out of a warm run; files named by the sha256 of older
 torchup versions are simply never read again.
+
+Credentials are kept apart: ``id`` is the :class:`CredentialIds` name of the
+credentials a request is sent with (empty for none), so what one user (or an anonymous
+request) was shown is never served to another. The id is a salted PBKDF2 of
+``user:password``, never the secret; URLs are stored redacted. A refusal (401, 403)
+is never stored: :meth:`PageCache.save` keeps only pages and "not found" answers.
 
 Pages are stored *parsed* (a compact JSON list) so that a warm run never parses HTML:
 loading the torch page costs a ``json.loads``. Each entry records :data:`PARSER_VERSION`;
@@ -41,6 +48,7 @@ __all__ = [
     "PARSER_VERSION",
     "BlobCache",
     "CachedPage",
+    "CredentialIds",
     "FileHashCache",
     "PageCache",
     "atomic_write",
@@ -49,12 +57,20 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Layout version of a page entry.
-CACHE_FORMAT = 2
+#: Layout version of a page entry. 3: keyed by credential id too; entries of format 2
+#: were keyed by URL alone, whatever credentials fetched them, so they are never read.
+CACHE_FORMAT = 3
 #: Bump whenever :func:`torchup.pages.parse_project_page` output changes.
 PARSER_VERSION = "1"
 
 Reparse = Callable[[bytes, str, str, str], tuple[DistFile, ...]]
+#: ``(user, password)`` as sent in HTTP Basic auth.
+Credentials = tuple[str, str]
+
+# PBKDF2 rounds for a credential id: about 20 ms once per credentials and process (a
+# warm run with a private index pays it once), and as much for every password guessed
+# against a copied cache. Changing it renames every credentialed entry.
+_ID_ROUNDS = 100_000
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -121,7 +137,7 @@ def server_lifetime(headers: Mapping[str, str]) -> tuple[float | None, float]:
 class CachedPage:
     """One cached page: its files and what is needed to revalidate it.
 
-    ``status`` is 200, or 404 for "project not on this index" (cached too).
+    ``status`` is 200, or 404/410 for "project not on this index" (cached too).
     ``max_age`` is the server's lifetime, ``None`` when it gave none.
     """
 
@@ -172,20 +188,107 @@ def _from_row(row: list[Any], index: str) -> DistFile:
     )
 
 
+class CredentialIds:
+    """Names for credentials in cache keys, safe to write to disk.
+
+    :meth:`of` is a PBKDF2-SHA256 of ``user:password`` (the bytes HTTP Basic auth
+    sends) salted with ``<root>/credential-salt``: equal for equal credentials, across
+    runs sharing the cache, and it neither is nor reveals the secret. The salt is made
+    by the first run that needs one; a cache where it can be neither read nor made
+    gets a salt for this process only, so its credentialed entries are never found
+    again (a miss, never a mix-up). Thread-safe; ids are remembered per process.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "credential-salt"
+        self._salt: bytes | None = None
+        self._ids: dict[Credentials, str] = {}
+        self._lock = threading.Lock()
+
+    def of(self, auth: Credentials | None) -> str:
+        """``""`` for no credentials (no file read, no hashlib), else their id."""
+        if auth is None:
+            return ""
+        with self._lock:
+            found = self._ids.get(auth)
+            if found is None:
+                import hashlib  # only here: an anonymous warm run never needs OpenSSL
+
+                if self._salt is None:
+                    self._salt = self._read_salt()
+                secret = f"{auth[0]}:{auth[1]}".encode()
+                found = hashlib.pbkdf2_hmac("sha256", secret, self._salt, _ID_ROUNDS).hex()[:32]
+                self._ids[auth] = found
+            return found
+
+    def _read_salt(self) -> bytes:
+        for _attempt in (1, 2):
+            try:
+                salt = self.path.read_bytes()
+            except FileNotFoundError:
+                salt = b""
+            except OSError as exc:
+                log.warning("cannot read %s (%s): credentialed pages go uncached", self.path, exc)
+                break
+            if salt:
+                return salt
+            if not self._make_salt():
+                break
+        return os.urandom(16)
+
+    def _make_salt(self) -> bool:
+        """Publish a new salt unless another run did first; false when it cannot."""
+        tmp = self.path.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-salt")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.unlink(missing_ok=True)  # left by a crashed run with our pid and thread
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            log.warning("cannot write %s (%s): credentialed pages go uncached", self.path, exc)
+            return False
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(os.urandom(16))
+            try:
+                # link, not replace: runs making a salt at the same time agree on the
+                # first one, and a reader never sees a half-written file
+                os.link(tmp, self.path)
+            except FileExistsError:
+                pass  # another run's salt: read that one
+            except OSError:
+                # no hard links here: a run that loses this race keys its entries by a
+                # salt no later run has (a miss, never a mix-up)
+                os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("cannot write %s (%s): credentialed pages go uncached", self.path, exc)
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+        return True
+
+
+def _keyed(text: str, auth_id: str) -> str:
+    # An anonymous entry keeps the plain key: the file of an older layout is replaced in
+    # place instead of left behind.
+    return f"{text}\n{auth_id}" if auth_id else text
+
+
 class PageCache:
-    """Parsed index pages keyed by redacted URL; see the module docstring."""
+    """Parsed index pages keyed by redacted URL and credential id; see the module docstring."""
 
     def __init__(self, root: Path, *, reparse: Reparse) -> None:
         self.root = root / "pages"
         self._reparse = reparse
 
-    def _paths(self, url: str) -> tuple[Path, Path]:
-        key = _key(url)
+    def _paths(self, url: str, auth_id: str) -> tuple[Path, Path]:
+        key = _key(_keyed(url, auth_id))
         return self.root / f"{key}.json", self.root / f"{key}.body.gz"
 
-    def load(self, url: str) -> CachedPage | None:
-        """The entry for ``url``, or ``None`` when missing or unreadable."""
-        meta_path, body_path = self._paths(url)
+    def load(self, url: str, *, auth_id: str = "") -> CachedPage | None:
+        """The entry for ``url`` fetched with the credentials named ``auth_id`` (see
+        :class:`CredentialIds`; ``""`` for none), or ``None`` when missing or unreadable.
+        """
+        meta_path, body_path = self._paths(url, auth_id)
         try:
             raw = meta_path.read_bytes()
         except FileNotFoundError:
@@ -195,7 +298,7 @@ class PageCache:
             return None
         try:
             doc = json.loads(raw)
-            if doc["format"] != CACHE_FORMAT or doc["url"] != url:
+            if doc["format"] != CACHE_FORMAT or doc["url"] != url or doc["auth"] != auth_id:
                 return None
             page = CachedPage(
                 url=url,
@@ -225,27 +328,35 @@ class PageCache:
             log.warning("cannot re-parse cached %s (%s)", url, exc)
             return None
         page = replace(page, files=files)
-        self._write_meta(page, str(doc["index"]))
+        self._write_meta(page, str(doc["index"]), auth_id)
         return page
 
-    def save(self, page: CachedPage, body: bytes | None, *, index: str) -> None:
-        """Store ``page`` (and its raw ``body``, when there is one)."""
+    def save(self, page: CachedPage, body: bytes | None, *, index: str, auth_id: str = "") -> None:
+        """Store ``page`` (and its raw ``body``, when there is one) as fetched with the
+        credentials named ``auth_id``. ``page.url`` must be redacted.
+        """
         import gzip
 
-        _meta_path, body_path = self._paths(page.url)
+        if page.status not in (200, 404, 410):
+            # A refusal (401, 403) says nothing about the page, only about the request;
+            # storing it would answer the next request without asking the server.
+            log.debug("not caching HTTP %d for %s", page.status, page.url)
+            return
+        _meta_path, body_path = self._paths(page.url, auth_id)
         try:
             if body is not None:
                 atomic_write(body_path, gzip.compress(body, compresslevel=5, mtime=0))
-            self._write_meta(page, index)
+            self._write_meta(page, index, auth_id)
         except OSError as exc:
             log.warning("cannot write the page cache under %s: %s", self.root, exc)
 
-    def _write_meta(self, page: CachedPage, index: str) -> None:
-        meta_path, _ = self._paths(page.url)
+    def _write_meta(self, page: CachedPage, index: str, auth_id: str) -> None:
+        meta_path, _ = self._paths(page.url, auth_id)
         doc = {
             "format": CACHE_FORMAT,
             "parser": PARSER_VERSION,
             "url": page.url,
+            "auth": auth_id,
             "index": index,
             "status": page.status,
             "content_type": page.content_type,

@@ -13,7 +13,10 @@ Policy:
 - Timeouts: connect 5 s, read 15 s; one retry on a failed connect (refused, reset),
   none on a connect timeout or a DNS failure, so an unreachable index fails in seconds.
 - Credentials (``https://user:pass@host/...``) are remembered per host and sent only
-  to that host; every URL stored or shown is :func:`~torchup.pages.redact`-ed.
+  to that host (a URL's own user-info wins); every URL stored or shown is
+  :func:`~torchup.pages.redact`-ed. The cache keeps what each set of credentials was
+  shown apart (:class:`~torchup.httpcache.CredentialIds`), and a 401/403 is an error
+  for this request only: never cached, never answered from an older copy online.
 - Fetch errors are returned per page in :class:`PageResult`, never raised, so a
   planner can fall back and explain. A 404/410 project page means "not on this
   index": an empty result, not an error.
@@ -32,12 +35,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from . import __version__
 from .errors import IndexFetchError
-from .httpcache import BlobCache, CachedPage, FileHashCache, PageCache, server_lifetime
+from .httpcache import (
+    BlobCache,
+    CachedPage,
+    CredentialIds,
+    Credentials,
+    FileHashCache,
+    PageCache,
+    server_lifetime,
+)
 from .pages import DIST_EXTENSIONS, DistFile, parse_project_page, redact, variant_sort_key
 
 if TYPE_CHECKING:
@@ -132,7 +143,7 @@ def check_url(url: str, trusted_hosts: Sequence[str] = ()) -> None:
     )
 
 
-def _split_auth(url: str) -> tuple[str, tuple[str, str] | None]:
+def _split_auth(url: str) -> tuple[str, Credentials | None]:
     """``(url without user-info, (user, password) or None)``."""
     parts = urlsplit(url)
     if "@" not in parts.netloc:
@@ -228,13 +239,14 @@ class IndexClient:
         self.read_timeout = read_timeout
         self.max_workers = max(1, max_workers)
         self.pages = PageCache(cache_dir, reparse=self._reparse)
+        self.credential_ids = CredentialIds(cache_dir)
         self.metadata_cache = BlobCache(cache_dir, "metadata")
         self.file_hashes = FileHashCache(cache_dir)
         self._transport = transport
         self._verify = verify
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
-        self._credentials: dict[str, tuple[str, str]] = {}
+        self._credentials: dict[str, Credentials] = {}
         for url in credentials:
             self._remember(url)
 
@@ -285,22 +297,45 @@ class IndexClient:
             with self._lock:
                 self._credentials[_netloc(url)] = auth
 
+    def _auth_for(self, url: str) -> Credentials | None:
+        """The credentials a request for ``url`` is sent with: its own user-info, else
+        those remembered for its host (a redacted ``user:****@`` URL has none of its own).
+        """
+        _, own = _split_auth(url)
+        if own is not None and "****" not in own:
+            return own
+        with self._lock:
+            return self._credentials.get(_netloc(url))
+
+    def cache_identity(self, url: str) -> str:
+        """The cache's name for the credentials ``url`` is fetched with (``""``: none)."""
+        return self.credential_ids.of(self._auth_for(url))
+
     def _send(self, url: str, headers: dict[str, str]) -> tuple[httpx.Response, str]:
         """GET ``url`` (streamed), following redirects by hand; returns (response, final URL).
 
         The caller closes the response. Raises :class:`IndexFetchError`.
         """
+        return self._send_as(url, headers, self._auth_for(url))
+
+    def _send_as(
+        self, url: str, headers: dict[str, str], auth: Credentials | None
+    ) -> tuple[httpx.Response, str]:
+        """:meth:`_send` with ``auth`` for ``url``'s host, the one its cache entry is
+        keyed by; a redirect to another host gets that host's credentials.
+        """
         import httpx
 
         client = self._http()
+        origin = _netloc(url)
         for _hop in range(MAX_REDIRECTS + 1):
             check_url(url, self.trusted_hosts)
             clean, _ = _split_auth(url)
-            auth = self._credentials.get(_netloc(url))
+            hop_auth = auth if _netloc(url) == origin else self._auth_for(url)
             request = client.build_request("GET", clean, headers=headers)
             for attempt in (1, 2):
                 try:
-                    response = client.send(request, stream=True, auth=auth)
+                    response = client.send(request, stream=True, auth=hop_auth)
                     break
                 except httpx.ConnectTimeout as exc:
                     reason, hint = _describe_transport_error(exc)
@@ -364,49 +399,57 @@ class IndexClient:
 
     def fetch_page(self, url: str) -> PageResult:
         """Read one project page; fetch and parse failures land in :class:`PageResult`."""
-        done, cached = self._without_network(url)
-        return done if done is not None else self._fetch_remote(url, cached)
+        done, todo = self._without_network(url)
+        return done if done is not None else self._fetch_remote(url, todo)
 
     def fetch_pages(self, urls: Sequence[str]) -> list[PageResult]:
         """Read several pages concurrently; results are in the order of ``urls``."""
         results: dict[str, PageResult] = {}
-        pending: dict[str, CachedPage | None] = {}
+        pending: dict[str, _Pending] = {}
         for url in dict.fromkeys(urls):
-            done, cached = self._without_network(url)
+            done, todo = self._without_network(url)
             if done is not None:
                 results[url] = done
             else:
-                pending[url] = cached
+                pending[url] = todo
         if len(pending) == 1:
-            (url, cached), = pending.items()  # fmt: skip
-            results[url] = self._fetch_remote(url, cached)
+            (url, todo), = pending.items()  # fmt: skip
+            results[url] = self._fetch_remote(url, todo)
         elif pending:
             from concurrent.futures import ThreadPoolExecutor
 
             workers = min(self.max_workers, len(pending))
             with ThreadPoolExecutor(workers, thread_name_prefix="torchup-fetch") as pool:
-                futures = {u: pool.submit(self._fetch_remote, u, c) for u, c in pending.items()}
+                futures = {u: pool.submit(self._fetch_remote, u, t) for u, t in pending.items()}
                 for url, future in futures.items():
                     results[url] = future.result()
         return [results[url] for url in urls]
 
-    def _without_network(self, url: str) -> tuple[PageResult | None, CachedPage | None]:
-        """A result that needs no request (policy error, file://, cache hit, offline)."""
+    def _without_network(self, url: str) -> tuple[PageResult | None, _Pending]:
+        """A result that needs no request (policy error, file://, cache hit, offline),
+        else what the request needs: the cached entry to revalidate and the credentials.
+        """
         shown = redact(url)
+        nothing = _Pending(None, None, "")
         try:
             check_url(url, self.trusted_hosts)
             if urlsplit(url).scheme.lower() == "file":
-                return self._file_page(url), None
+                return self._file_page(url), nothing
         except IndexFetchError as exc:
-            return PageResult(url=shown, error=exc), None
+            return PageResult(url=shown, error=exc), nothing
         self._remember(url)
-        cached = self.pages.load(shown)
+        # Fixed here, not when the request goes out: a later URL of the same batch may
+        # remember other credentials for this host, and the entry read must be the one
+        # these credentials wrote.
+        auth = self._auth_for(url)
+        auth_id = self.credential_ids.of(auth)
+        cached = self.pages.load(shown, auth_id=auth_id)
         now = time.time()
         if cached is not None and (self.offline or cached.is_fresh(self.max_age, now)):
             log.debug("cache hit %s (%.0f s old)", shown, cached.age(now))
             return PageResult(
                 url=shown, files=cached.files, from_cache=True, age_seconds=cached.age(now)
-            ), cached
+            ), nothing
         if self.offline:
             error = IndexFetchError(
                 shown,
@@ -414,25 +457,26 @@ class IndexClient:
                 hint="run once without --offline to fill the cache",
                 lasting=False,
             )
-            return PageResult(url=shown, error=error), None
-        return None, cached
+            return PageResult(url=shown, error=error), nothing
+        return None, _Pending(cached, auth, auth_id)
 
-    def _fetch_remote(self, url: str, cached: CachedPage | None) -> PageResult:
+    def _fetch_remote(self, url: str, todo: _Pending) -> PageResult:
         shown = redact(url)
         try:
-            return self._download(url, shown, cached)
+            return self._download(url, shown, todo)
         except IndexFetchError as exc:
             log.info("cannot read %s: %s", shown, exc.reason)
             return PageResult(url=shown, error=exc)
 
-    def _download(self, url: str, shown: str, cached: CachedPage | None) -> PageResult:
+    def _download(self, url: str, shown: str, todo: _Pending) -> PageResult:
+        cached = todo.cached
         headers = {"Accept": ACCEPT}
         if cached is not None and cached.etag:
             headers["If-None-Match"] = cached.etag
         if cached is not None and cached.last_modified:
             headers["If-Modified-Since"] = cached.last_modified
         log.info("fetching %s", shown)
-        response, final_url = self._send(url, headers)
+        response, final_url = self._send_as(url, headers, todo.auth)
         try:
             status = response.status_code
             lifetime, age = server_lifetime(response.headers)
@@ -448,7 +492,7 @@ class IndexClient:
                     max_age=lifetime,
                     files=cached.files,
                 )
-                self.pages.save(page, None, index=shown)
+                self.pages.save(page, None, index=shown, auth_id=todo.auth_id)
                 return PageResult(url=shown, files=page.files, from_cache=True, age_seconds=age)
             if status in (404, 410):
                 body: bytes | None = None
@@ -456,6 +500,9 @@ class IndexClient:
             elif status == 200:
                 body = self._read(response, final_url, MAX_PAGE_BYTES)
             else:
+                # Nothing is stored and the cached copy is not served: a 401/403 means
+                # these credentials are refused now (only --offline, which never asks,
+                # still reads what they were once shown).
                 raise self._status_error(final_url, response)
         finally:
             response.close()
@@ -472,7 +519,7 @@ class IndexClient:
             max_age=lifetime,
             files=files,
         )
-        self.pages.save(page, body, index=shown)
+        self.pages.save(page, body, index=shown, auth_id=todo.auth_id)
         return PageResult(url=shown, files=files)
 
     def _file_page(self, url: str) -> PageResult:
@@ -659,6 +706,14 @@ class IndexClient:
         from .metadata import fetch_metadata
 
         return fetch_metadata(self, dist)
+
+
+class _Pending(NamedTuple):
+    """What fetching one page needs once the cache could not answer."""
+
+    cached: CachedPage | None  # to revalidate (If-None-Match / If-Modified-Since)
+    auth: Credentials | None  # sent to the page's host
+    auth_id: str  # their cache name (CredentialIds.of)
 
 
 def _content_range_total(value: str) -> int | None:

@@ -2,7 +2,8 @@
 
 In order of preference:
 
-1. the on-disk cache (metadata of a given URL + sha256 never changes);
+1. the on-disk cache (metadata of a given URL + sha256 never changes), per set of
+   credentials like the page cache (what one user could read is not served to another);
 2. a local file (``file://``): ``zipfile`` reads only the central directory and the
    one member;
 3. the PEP 658/714 ``<url>.metadata`` file when the page advertises it, its hash
@@ -86,6 +87,10 @@ class MetadataFetcher(Protocol):
     def get_bytes(self, url: str, *, max_bytes: int) -> bytes | None: ...
 
     def get_range(self, url: str, start: int | None, length: int) -> tuple[bytes, int]: ...
+
+    def cache_identity(self, url: str) -> str:
+        """The cache's name for the credentials ``url`` is fetched with (``""``: none)."""
+        ...
 
 
 class _ZipError(ValueError):
@@ -390,6 +395,12 @@ def fetch_metadata(client: MetadataFetcher, dist: DistFile) -> CoreMetadata:
 
         return parse_metadata(local_metadata(file_url_to_path(dist.url), dist.filename))
     key = f"{parts._replace(netloc=parts.netloc.rpartition('@')[2]).geturl()}\n{dist.sha256 or ''}"
+    auth_id = client.cache_identity(dist.url)
+    # An anonymous entry keeps the key older versions gave every entry. One of those
+    # fetched with credentials is served only for this URL and sha256, a wheel this
+    # request found on a page it read itself (pages of that layout are never read).
+    if auth_id:
+        key += f"\n{auth_id}"
     cached = client.metadata_cache.get(key)
     if cached is not None:
         return parse_metadata(cached)
