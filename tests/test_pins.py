@@ -63,6 +63,8 @@ def test_a_plain_pin_admits_the_local_build_but_the_exact_pin_does_not(
         "--no-index",
         "-f",
         str(tmp_path / "w"),
+        "--cache-dir",
+        str(tmp_path / "uv-cache"),
     ]
     subprocess.run([*base, "demo==1.0"], check=True, capture_output=True)
     assert _installed(venv) == "1.0+cpu"
@@ -96,9 +98,12 @@ def test_install_commands_install_the_planned_build_only(
     )
     assert text.startswith("demo===1.0 --hash=sha256:")
     hashes.write_text(text)
+    caches = {
+        "PIP_CONFIG_FILE": "/dev/null",
+        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+        "PIP_CACHE_DIR": str(tmp_path / "pip-cache"),
+    }
     for cmd in (first, second):
         if cmd is not None:
-            subprocess.run(
-                cmd, check=True, capture_output=True, env={"PIP_CONFIG_FILE": "/dev/null"}
-            )
+            subprocess.run(cmd, check=True, capture_output=True, env=caches)
     assert _installed(venv) == "1.0"
