@@ -32,6 +32,7 @@ from .family import (
     resolve_on_hardware,
 )
 from .interpreters import Interpreter, default_interpreter, discover, is_version_spec, select
+from .names import near_family_name
 from .pages import DistFile, redact
 from .plan import AltPython, Plan, PypiFallback, build_plan, install_command, planned_package
 from .resolve import MetadataLookup, Outcome, VariantRule
@@ -53,20 +54,31 @@ __all__ = ["parse_requirements", "plan", "pythons"]
 log = logging.getLogger(__name__)
 
 
-def parse_requirements(texts: Sequence[str]) -> list[Requirement]:
-    """Parse PEP 508 strings; raise :class:`UsageError` naming the bad one.
+def parse_requirements(texts: Sequence[str], allow_names: Sequence[str] = ()) -> list[Requirement]:
+    """Parse PEP 508 strings; raise :class:`UsageError` naming the bad one, or one whose
+    name is a near miss of a PyTorch package (``troch``) unless ``allow_names`` has it.
 
     torch is added when only companions are asked for, since they are paired to it.
     """
     reqs: list[Requirement] = []
     for text in texts or ("torch",):
         try:
-            reqs.append(Requirement(text))
+            req = Requirement(text)
         except InvalidRequirement as exc:
             raise UsageError(
                 f"invalid requirement {text!r}: {exc}",
                 hint="write a PEP 508 requirement, e.g. 'torch==2.5.1' or 'torchvision>=0.20'",
             ) from None
+        meant = near_family_name(req.name, allow_names)
+        if meant is not None:
+            raise UsageError(
+                f"{req.name!r} is not a PyTorch package but looks like one: did you mean "
+                f"{meant}? (a name a keystroke from a PyTorch package is how typosquatted "
+                "packages get installed)",
+                hint=f"ask for {meant}, or pass --allow-name {req.name} if you mean "
+                f"{req.name!r} itself",
+            )
+        reqs.append(req)
     for r in reqs:
         if r.url:
             raise UsageError(
@@ -278,6 +290,7 @@ def plan(
     accelerator: Accelerator | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    allow_names: Sequence[str] = (),
 ) -> Plan:
     """Plan a PyTorch install for one Python, or explain why nothing fits.
 
@@ -286,13 +299,15 @@ def plan(
     (or ``accelerator`` is used) and the newest build that runs on it is chosen. Raises
     :class:`UsageError` for malformed input and :class:`TorchupError` subclasses for
     failures that leave nothing to plan (interpreter broken, no source readable). A
-    request that cannot be met returns a plan with ``ok`` false and its problems.
+    request that cannot be met returns a plan with ``ok`` false and its problems. A name
+    a keystroke from a PyTorch package's (``troch``) is a :class:`UsageError` unless
+    ``allow_names`` has it (:mod:`torchup.names`).
     """
     from ._paths import cache_dir
     from .index import IndexClient
 
     env = dict(os.environ) if env is None else env
-    reqs = parse_requirements(requirements)
+    reqs = parse_requirements(requirements, allow_names)
     # Discovery runs at most once: for a version SPEC, and for the other Pythons that
     # could install a request that does not fit this one.
     everything = cache(lambda: discover(env=env, cwd=cwd))

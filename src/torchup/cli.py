@@ -198,6 +198,14 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--offline", action="store_true", help="plan from the cache only; say how old it is"
     )
+    p.add_argument(
+        "--allow-name",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="accept a requirement named NAME although it is a keystroke from a PyTorch "
+        "package's name (refused otherwise: 'troch', 'pytorch')",
+    )
 
 
 def _plan_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -209,6 +217,7 @@ def _plan_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "extra_index_urls": args.extra_index_url,
         "find_links": args.find_links,
         "offline": args.offline,
+        "allow_names": args.allow_name,
     }
 
 

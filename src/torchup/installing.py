@@ -171,6 +171,7 @@ def install(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     echo: bool = True,
+    allow_names: Sequence[str] = (),
 ) -> InstallResult:
     """Install a verified PyTorch into the target environment, all or nothing.
 
@@ -183,9 +184,10 @@ def install(
     :class:`UsageError` for contradictory or unsafe requests (an externally managed
     Python without ``system``) and :class:`TorchupError` for other expected failures.
     """
-    from .api import plan
+    from .api import parse_requirements, plan
     from .interpreters import select
 
+    parse_requirements(requirements, allow_names)  # bad or near-miss names: before anything
     env = dict(os.environ) if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
     choice = choose_installer(installer, env)
@@ -212,6 +214,7 @@ def install(
         "extra_index_urls": tuple(extra_index_urls),
         "find_links": tuple(find_links),
         "offline": offline,
+        "allow_names": tuple(allow_names),
     }
     if target.exists and target.kind != "system":
         assert target.executable is not None
