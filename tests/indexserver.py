@@ -183,6 +183,8 @@ class IndexServer:
         self._log: list[LoggedRequest] = []
         self._log_lock = threading.Lock()
         self.slow_delay = 3.0
+        self._stall = threading.Event()  # set: wheels stop after their first KiB
+        self._go_on = threading.Event()
         port = httpd.server_address[1]
         self.url = f"http://127.0.0.1:{port}"
         self.other_host_url = f"http://localhost:{port}"
@@ -217,6 +219,16 @@ class IndexServer:
     def close(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+    def stall_wheels(self) -> None:
+        """From now on every whole-wheel download sends its headers and first KiB, then
+        waits (up to a minute) for :meth:`resume_wheels`: an installer caught mid-download."""
+        self._go_on.clear()
+        self._stall.set()
+
+    def resume_wheels(self) -> None:
+        self._stall.clear()
+        self._go_on.set()
 
     # -- log ------------------------------------------------------------------------------
 
@@ -380,6 +392,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _file(self, data: bytes, *, honour_range: bool = True) -> None:
         headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
         spec = self.headers.get("Range")
+        if not spec and self.owner._stall.is_set():
+            self._stalled(data, headers)
+            return
         if not spec or not honour_range:
             self._reply(200, data, headers)
             return
@@ -398,6 +413,21 @@ class _Handler(BaseHTTPRequestHandler):
             return
         headers["Content-Range"] = f"bytes {start}-{end}/{total}"
         self._reply(206, data[start : end + 1], headers)
+
+    def _stalled(self, data: bytes, headers: dict[str, str]) -> None:
+        self.send_response(200)
+        for key, value in {**headers, "Content-Length": str(len(data))}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self._log(200, len(data))
+        try:
+            cut = min(1024, len(data) // 2)
+            self.wfile.write(data[:cut])
+            self.wfile.flush()
+            self.owner._go_on.wait(60)
+            self.wfile.write(data[cut:])
+        except OSError:  # the client is gone (killed mid-download)
+            self.close_connection = True
 
     def _authorized(self) -> bool:
         expected = "Basic " + base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()

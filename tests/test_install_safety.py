@@ -152,12 +152,12 @@ def test_a_second_run_on_the_same_venv_waits_its_turn(
     lock = os.open(tmp_path / ".v.torchup.lock", os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.write(lock, b"4242")
+        os.write(lock, str(os.getpid()).encode())  # a live run's pid
         proc = torchup(env, tmp_path, *stand_in(venv, index_server), "--no-verify")
     finally:
         os.close(lock)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert f"another torchup run (pid 4242) is changing {venv}" in proc.stderr
+    assert f"another torchup run (pid {os.getpid()}) is changing {venv}" in proc.stderr
     assert other.is_dir()  # its staging is not taken as a leftover
     assert listing(venv) == before
     # once the other run is gone, the next run clears its leftovers and installs

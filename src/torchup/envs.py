@@ -197,8 +197,7 @@ def name_problem(path: Path) -> str | None:
     size = len(path.name.encode("utf-8", "surrogateescape"))
     if size > limit:
         return (
-            f"its name is {size} bytes long, and the file system allows at most {limit} "
-            "(NAME_MAX)"
+            f"its name is {size} bytes long, and the file system allows at most {limit} (NAME_MAX)"
         )
     return None
 
@@ -243,6 +242,46 @@ class Busy(TorchupError):
     """Another torchup run is changing the same environment."""
 
 
+# How long a run waits for the installer an earlier, killed run left running (it holds
+# that run's lock through the inherited descriptor; see runner.stream).
+_ORPHAN_WAIT = 120.0
+
+
+def _flock_or_wait_for_orphans(fd: int) -> None:
+    """Take the lock; if it is held but the pid written in it is gone, what holds it is
+    a child that run left behind (where no parent-death signal killed it): wait for it
+    to finish, up to :data:`_ORPHAN_WAIT`, rather than clear its files under it. Raises
+    the ``OSError`` of a lock held by a live run."""
+    import fcntl
+    import time
+
+    deadline = None
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            if not holder.isdigit() or _alive(int(holder)):
+                raise
+            deadline = deadline or time.monotonic() + _ORPHAN_WAIT
+            if time.monotonic() > deadline:
+                raise
+            if deadline - time.monotonic() > _ORPHAN_WAIT - 0.2:
+                log.warning("waiting for what the killed torchup run %s left running", holder)
+            time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class _Lock:
     """An exclusive, non-blocking lock on what a run changes (a venv, or a conda env's
     or system Python's ``site-packages``), held while it is changed:
@@ -263,7 +302,7 @@ class _Lock:
 
     def acquire(self) -> None:
         try:
-            import fcntl
+            import fcntl  # noqa: F401 (only to learn whether advisory locks exist here)
         except ImportError:  # Windows: no advisory locks here; leftovers are kept
             return
         import errno
@@ -278,7 +317,7 @@ class _Lock:
                     "with a shorter name",
                 ) from None
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _flock_or_wait_for_orphans(fd)
             except OSError as exc:
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     os.close(fd)  # a file system without locks (some NFS): go unlocked
@@ -301,6 +340,12 @@ class _Lock:
                 return
             os.close(fd)  # released and removed under us: lock the new file
         raise Busy(f"cannot lock {self.file}", hint="run this again")
+
+    @property
+    def fd(self) -> int | None:
+        """The descriptor holding the lock: an installer that inherits it keeps the lock
+        held while it runs, so a run killed mid-install is not raced by the next one."""
+        return self._fd
 
     def release(self) -> None:
         if self._fd is not None:
@@ -398,6 +443,13 @@ class Staging:
                 shutil.rmtree(backup, ignore_errors=True)  # partial: never restored from
                 raise
             self._backup = backup
+
+    @property
+    def lock_fds(self) -> tuple[int, ...]:
+        """What an installer should inherit so the lock outlives a killed run while the
+        installer still runs (see :func:`_flock_or_wait_for_orphans`)."""
+        fd = self._lock.fd if self._lock is not None else None
+        return (fd,) if fd is not None else ()
 
     @property
     def python(self) -> Path:

@@ -337,7 +337,7 @@ def install(
         with staging:
             hash_check = _start_hash_check(local, env)
             for argv in steps:
-                done = _run_step(argv, env, echo)
+                done = _run_step(argv, env, echo, staging.lock_fds)
                 if done is not None:
                     said = done.replace(str(staging.work), str(target.path))
                     return outcome(False, f"{said}; nothing was changed", shown)
@@ -603,14 +603,17 @@ def _why_forced_failed(forced: Sequence[ForcedWheel], python: Any) -> str:
     return ("; forced: " + "; ".join(said)) if said else ""
 
 
-def _run_step(argv: Sequence[str], env: Mapping[str, str], echo: bool) -> str | None:
-    """Run one step; return what went wrong, or ``None``."""
+def _run_step(
+    argv: Sequence[str], env: Mapping[str, str], echo: bool, keep_fds: Sequence[int] = ()
+) -> str | None:
+    """Run one step; return what went wrong, or ``None``. ``keep_fds`` (the target's
+    lock) are inherited, so the lock stays held while the installer runs."""
     from .runner import stream
 
     # uv refuses --verify-hashes alongside this variable; the hashes are not optional
     env = {k: v for k, v in env.items() if k != "UV_NO_VERIFY_HASHES"}
     try:
-        done = stream(argv, env=env, echo=echo)
+        done = stream(argv, env=env, echo=echo, keep_fds=keep_fds)
     except RunnerError as exc:
         return exc.message
     if done.returncode != 0:

@@ -8,7 +8,8 @@ misbehave, captures output, enforces a timeout, and turns every failure into a
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,27 +129,68 @@ def _stop_group(proc: Any) -> str:
         return ""
 
 
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child receive SIGKILL when torchup dies (Linux's
+    parent-death signal, PR_SET_PDEATHSIG), or ``None`` where there is none.
+
+    Everything it calls is resolved here, in the parent, so the child between fork and
+    exec runs no import and takes no lock. The signal follows the *thread* that forked
+    the child, so :func:`stream` must be called from a thread that outlives it (the
+    main thread does). If torchup died before the call took effect, the child's parent
+    is no longer ours and it kills itself.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent, kill, getppid, pid = os.getpid(), os.kill, os.getppid, os.getpid
+    set_pdeathsig, sigkill = 1, int(signal.SIGKILL)  # PR_SET_PDEATHSIG, from <linux/prctl.h>
+
+    def arm() -> None:
+        prctl(set_pdeathsig, sigkill, 0, 0, 0)
+        if getppid() != parent:
+            kill(pid(), sigkill)
+
+    return arm
+
+
 def stream(
     cmd: Sequence[str],
     *,
     env: Mapping[str, str] | None = None,
     timeout: float = 3600.0,
     echo: bool = True,
+    keep_fds: Sequence[int] = (),
 ) -> Completed:
     """Run ``cmd`` showing its output live on our stderr (progress bars included) and
     keep it for error messages. stdout stays free for ``--json``.
 
-    Ctrl-C stops the child before the :class:`KeyboardInterrupt` propagates. Raises
-    :class:`RunnerError` when the program is missing or runs past ``timeout``.
+    No child outlives torchup: on Linux it is killed when torchup dies (even by
+    ``kill -9``; see :func:`_die_with_parent`). ``keep_fds`` are inherited by the child,
+    so a lock held through one of them stays held while the child lives: elsewhere,
+    where no parent-death signal exists, the next run waits for an orphan to finish
+    instead of racing it. Ctrl-C stops the child (and its process group) before the
+    :class:`KeyboardInterrupt` propagates. Raises :class:`RunnerError` when the program
+    is missing or runs past ``timeout``.
     """
     import subprocess
-    import sys
     import threading
 
     argv = tuple(str(part) for part in cmd)
     try:
         proc = subprocess.Popen(
-            argv, env=clean_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            argv,
+            env=clean_env(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=tuple(keep_fds),
+            preexec_fn=_die_with_parent(),  # noqa: PLW1509 (resolved in the parent; see there)
+            start_new_session=os.name == "posix",  # its own group: stopped as a whole
         )
     except OSError as exc:
         raise RunnerError(f"cannot run {argv[0]!r}: {exc.strerror or exc}", cmd=argv) from exc
@@ -166,8 +208,7 @@ def stream(
                 sys.stderr.flush()
         returncode = proc.wait()
     except BaseException:
-        proc.kill()
-        proc.wait()
+        _stop_group(proc)
         raise
     finally:
         timed_out = watchdog.finished.is_set()  # set once it has fired
