@@ -144,8 +144,8 @@ def capture() -> None:
     import httpx
 
     sys.path.insert(0, str(DATA.parent.parent / "src"))
-    from torchup.index import IndexClient
-    from torchup.metadata import remote_wheel_metadata
+    from torchup.index.client import IndexClient
+    from torchup.index.metadata import remote_wheel_metadata
 
     with httpx.Client(timeout=60, follow_redirects=True) as http:
         legacy_docs = {}

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from torchup import _amd, _nvidia
-from torchup.accelerators import Accelerator, detect, parse_gpu_archs
 from torchup.errors import UsageError
+from torchup.hardware import amd as _amd
+from torchup.hardware import nvidia as _nvidia
+from torchup.hardware.accelerators import Accelerator, detect, parse_gpu_archs
 from torchup.runner import Completed
 
 DATA = Path(__file__).parent / "data" / "detect"

@@ -1,4 +1,4 @@
-"""The page and metadata caches keep credentials apart (torchup.httpcache, torchup.index).
+"""The page and metadata caches keep credentials apart (torchup.index.cache, torchup.index.client).
 
 A real server on 127.0.0.1 checks HTTP Basic auth and shows each user a page of their
 own, so a page served from the wrong cache entry is visible in its file names, and a
@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from torchup.errors import IndexFetchError
-from torchup.httpcache import CachedPage, CredentialIds, PageCache
-from torchup.index import IndexClient, PageResult
+from torchup.index.cache import CachedPage, CredentialIds, PageCache
+from torchup.index.client import IndexClient, PageResult
 
 USERS = {"alice": "alice-pw-7Qz9", "bob": "bob-pw-3Kx1"}
 WRONG = "not-alices-pw-5Rt"

@@ -8,7 +8,7 @@ opt-in ``network`` marker), and generated distributions with the real metadata s
 package (tests/data/doctor/fake_torch_init.txt) plays a CUDA build on a GPU machine;
 it fakes the environment, never doctor. GPUs and drivers come from the detection
 overrides ``TORCHUP_GPU_ARCHS`` / ``TORCHUP_CUDA_DRIVER_VERSION``. Every report is made
-by :func:`torchup.doctor.doctor` (or the CLI), which runs the target for real.
+by :func:`torchup.check.doctor.doctor` (or the CLI), which runs the target for real.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from packaging.version import Version
 
 from indexserver import IndexServer
 from realtorch import PYENV_VERSIONS, PYTHON311, uv
-from torchup._doctor_checks import CHECKS, check_pip_mismatch, run_checks
-from torchup._doctor_facts import (
+from torchup.check.doctor import DoctorReport, doctor
+from torchup.check.doctor_checks import CHECKS, check_pip_mismatch, run_checks
+from torchup.check.doctor_facts import (
     PYTHON_SUPPORT,
     Command,
     Dist,
@@ -41,11 +42,11 @@ from torchup._doctor_facts import (
     Target,
     python_support,
 )
-from torchup.accelerators import Accelerator, Gpu
-from torchup.doctor import DoctorReport, apply, doctor
+from torchup.envs.installing import apply_fix as apply
 from torchup.errors import UsageError
-from torchup.interpreters import Interpreter
-from torchup.render import render_doctor
+from torchup.hardware.accelerators import Accelerator, Gpu
+from torchup.interpreters.discover import Interpreter
+from torchup.render.text import render_doctor
 
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data" / "doctor"

@@ -1,4 +1,4 @@
-"""The all-or-nothing machinery of :mod:`torchup.envs` on a real filesystem: an
+"""The all-or-nothing machinery of :mod:`torchup.envs.staging` on a real filesystem: an
 interrupted snapshot, a run killed between the two renames of a commit, names that look
 like glob patterns, and symlinked targets."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from test_install import conda_env, existing_venv, listing  # noqa: F401 (a fixture)
-from torchup import envs
+from torchup.envs import staging as envs
 from torchup.errors import UsageError
 
 

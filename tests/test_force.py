@@ -28,8 +28,8 @@ from indexserver import make_wheel
 from localindex import File
 from test_install import env, freeze, siblings, torchup  # noqa: F401 (env: a fixture)
 from test_plan import pyenv
-from torchup.forcing import retag, stand_in_tags, unloadable_modules
-from torchup.resolve import Outcome, Rejection
+from torchup.choose.forcing import retag, stand_in_tags, unloadable_modules
+from torchup.choose.resolve import Outcome, Rejection
 
 WHEEL = "torch-1.10.0+cpu-cp39-cp39-linux_x86_64.whl"
 METADATA = (

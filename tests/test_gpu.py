@@ -30,8 +30,8 @@ from gpucheck import SmiGpu
 from indexserver import IndexServer
 from test_accelerators import fake_nvml, nvml_config  # noqa: F401 (fixture)
 from test_plan import pyenv
-from torchup import _nvidia
-from torchup.accelerators import detect
+from torchup.hardware import nvidia as _nvidia
+from torchup.hardware.accelerators import detect
 
 H100 = SmiGpu("NVIDIA H100 80GB HBM3", "550.54.15", "9.0")
 V100 = SmiGpu("Tesla V100-SXM2-32GB", "470.256.02", "7.0")

@@ -20,7 +20,7 @@ import pytest
 import torchup
 from indexserver import IndexServer
 from test_plan import cli, local_indexes, pins, pyenv, run_plan
-from torchup.accelerators import Accelerator, Gpu
+from torchup.hardware.accelerators import Accelerator, Gpu
 
 PY = "3.11"
 

@@ -1,4 +1,4 @@
-"""torchup.index / httpcache / metadata against a real local HTTP server."""
+"""torchup.index.client / httpcache / metadata against a real local HTTP server."""
 
 from __future__ import annotations
 
@@ -21,18 +21,18 @@ import httpx
 import pytest
 
 from indexserver import AUTH, IndexServer, make_wheel
-from torchup import httpcache
 from torchup.errors import IndexFetchError
-from torchup.httpcache import CACHE_FORMAT, PARSER_VERSION, BlobCache, FileHashCache
-from torchup.index import IndexClient, PageResult, check_url
-from torchup.metadata import (
+from torchup.index import cache as httpcache
+from torchup.index.cache import CACHE_FORMAT, PARSER_VERSION, BlobCache, FileHashCache
+from torchup.index.client import IndexClient, PageResult, check_url
+from torchup.index.metadata import (
     central_directory_span,
     member_data,
     parse_central_directory,
     parse_metadata,
     pick_metadata_member,
 )
-from torchup.pages import PageParseError, variant_of
+from torchup.index.pages import PageParseError, variant_of
 
 DATA = Path(__file__).resolve().parent / "data"
 TV_WHEEL = "torchvision-0.20.1-cp311-cp311-manylinux1_x86_64.whl"
@@ -573,8 +573,8 @@ def test_warm_reads_need_no_hashlib_html_email_or_httpx(log: IndexServer, cache_
     script = """if True:
         import json, sys
         from pathlib import Path
-        from torchup.index import IndexClient
-        from torchup.pages import DistFile
+        from torchup.index.client import IndexClient
+        from torchup.index.pages import DistFile
         cache, urls, dist = json.loads(sys.argv[1])
         with IndexClient(cache_dir=Path(cache)) as c:
             assert all(r.from_cache for r in c.fetch_pages(urls))

@@ -27,9 +27,9 @@ from packaging.markers import default_environment
 from packaging.tags import Tag, mac_platforms, sys_tags
 
 from oracle import packaging_release_for, sys_tags_inside
-from torchup import interpreters
 from torchup.errors import InterpreterError, PythonNotFoundError, UsageError
-from torchup.interpreters import (
+from torchup.interpreters import discover as interpreters
+from torchup.interpreters.discover import (
     Interpreter,
     default_interpreter,
     describe,
@@ -40,7 +40,7 @@ from torchup.interpreters import (
     supported_tags,
     tag_set,
 )
-from torchup.tags import ElfHeader, ProbeFacts, compute_tags, cpython_abis, parse_facts
+from torchup.interpreters.tags import ElfHeader, ProbeFacts, compute_tags, cpython_abis, parse_facts
 
 PYENV_VERSIONS = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
 EXPECTED = [
@@ -816,7 +816,7 @@ def test_markers_come_from_the_target(cache: Path) -> None:
 
 @needs("2.7.18", "3.6.15")
 def test_probe_script_parses_on_python_2_7_and_3_6() -> None:
-    probe_file = Path(interpreters.__file__).with_name("_probe.py")
+    probe_file = Path(interpreters.__file__).with_name("probe.py")
     for version in ("2.7.18", "3.6.15"):
         code = f"compile(open({str(probe_file)!r}).read(), 'probe', 'exec')"
         subprocess.run([str(pyenv_python(version)), "-c", code], check=True)

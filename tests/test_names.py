@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from indexserver import IndexServer
 from test_plan import env, pyenv
-from torchup.names import FAMILY_NAMES, near_family_name, one_edit_apart
+from torchup.choose.names import FAMILY_NAMES, near_family_name, one_edit_apart
 
 __all__ = ["env"]  # the module-scoped fixture, shared with test_plan
 

@@ -1,4 +1,4 @@
-"""torchup.pages: PEP 691 JSON / PEP 503 HTML parsing, variants, redaction."""
+"""torchup.index.pages: PEP 691 JSON / PEP 503 HTML parsing, variants, redaction."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from indexserver import IndexServer
 from torchup.errors import IndexFetchError
-from torchup.pages import (
+from torchup.index.pages import (
     JSON_MEDIA_TYPE,
     DistFile,
     PageParseError,
@@ -348,7 +348,7 @@ def test_variant_of() -> None:
 
 
 def test_hash_names_are_hashlibs_guaranteed_ones() -> None:
-    from torchup.pages import _HASH_NAMES
+    from torchup.index.pages import _HASH_NAMES
 
     assert hashlib.algorithms_guaranteed == _HASH_NAMES
     page = b'<a href="t-1.0-py3-none-any.whl#SHA3_256=AB">t</a><a href="u-1.0.tar.gz#foo=1">u</a>'

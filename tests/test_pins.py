@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from indexserver import make_wheel
-from torchup.installers import InstallerChoice, find_uv, install_commands
-from torchup.plan import PlannedPackage, exact_pin
-from torchup.sources import Source, Sources
+from torchup.choose.plan import PlannedPackage, exact_pin
+from torchup.envs.installers import InstallerChoice, find_uv, install_commands
+from torchup.index.sources import Source, Sources
 
 
 def _wheels(folder: Path) -> dict[str, str]:

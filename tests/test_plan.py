@@ -18,7 +18,7 @@ import pytest
 
 import torchup
 from indexserver import IndexServer
-from torchup.api import plan
+from torchup.choose.api import plan
 from torchup.errors import InterpreterError, PythonNotFoundError, UsageError
 
 PYENV = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))

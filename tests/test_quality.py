@@ -40,7 +40,7 @@ def test_mypy_strict_is_clean() -> None:
 def test_cli_import_stays_lean() -> None:
     # httpx and the index client load only when a page must really be fetched.
     code = (
-        "import sys, torchup.cli, torchup.api; "
+        "import sys, torchup.cli.main, torchup.choose.api; "
         "print(sorted(m for m in ('httpx', 'platformdirs') if m in sys.modules))"
     )
     proc = _run("-c", code)
@@ -69,10 +69,10 @@ def test_a_plan_for_a_chosen_backend_loads_no_probes(tmp_path: Path) -> None:
     ]  # fmt: skip
     heavy = (
         "httpx",
-        "torchup.accelerators",
-        "torchup._nvidia",
-        "torchup.forcing",
-        "torchup.verify",
+        "torchup.hardware.accelerators",
+        "torchup.hardware.nvidia",
+        "torchup.choose.forcing",
+        "torchup.check.verify",
     )
     code = (
         "import runpy, sys\n"

@@ -15,15 +15,15 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from tagsets import cpython_linux
-from torchup.backends import (
+from torchup.choose.backends import (
     Backend,
     parse_backend,
     requested_backend,
     resolve_backend,
     variant_rule,
 )
-from torchup.companions import predicted
-from torchup.compat import (
+from torchup.choose.companions import predicted
+from torchup.choose.compat import (
     Candidate,
     fits,
     make_candidates,
@@ -31,9 +31,9 @@ from torchup.compat import (
     reject_reason,
     target_tags,
 )
+from torchup.choose.resolve import choose, pair
 from torchup.errors import UsageError
-from torchup.pages import DistFile
-from torchup.resolve import choose, pair
+from torchup.index.pages import DistFile
 
 PYPI = "https://pypi.example/simple/torch/"
 CPU = "https://torch.example/whl/cpu/torch/"

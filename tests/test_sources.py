@@ -1,4 +1,4 @@
-"""torchup.sources: pip's config precedence, env, flags, the PyTorch index URL."""
+"""torchup.index.sources: pip's config precedence, env, flags, the PyTorch index URL."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from torchup.sources import (
+from torchup.index.sources import (
     PYPI_SIMPLE,
     TORCH_INDEX_DEFAULT,
     PipConfigError,
@@ -285,7 +285,7 @@ def test_configparser_is_imported_only_to_read_a_file(tmp_path: Path) -> None:
     conf.write_text("[install]\nindex-url = https://mirror.example/simple\n")
     script = (
         "import json, sys\n"
-        "from torchup.sources import pip_sources\n"
+        "from torchup.index.sources import pip_sources\n"
         "out = []\n"
         "for f in sys.argv[1:]:\n"
         "    s = pip_sources(env={'PIP_CONFIG_FILE': f, 'HOME': f})\n"

@@ -11,8 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from packaging.version import Version
 
-from torchup.accelerators import Accelerator, Gpu
-from torchup.variants import (
+from torchup.choose.variants import (
     ArchEntry,
     arch_list,
     cuda_of,
@@ -22,6 +21,7 @@ from torchup.variants import (
     rocm_archs,
     runs_on,
 )
+from torchup.hardware.accelerators import Accelerator, Gpu
 
 DATA = Path(__file__).parents[1] / "src" / "torchup" / "data"
 REFERENCE = Path("/work/shared/reference")

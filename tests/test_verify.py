@@ -23,9 +23,7 @@ import pytest
 
 from realtorch import PYTHON311
 from realtorch import quiet_env as _quiet_env
-from torchup.accelerators import Accelerator, Gpu
-from torchup.errors import InterpreterError
-from torchup.verify import (
+from torchup.check.verify import (
     SeenDevice,
     VerifyReport,
     build_kind,
@@ -33,6 +31,8 @@ from torchup.verify import (
     hardware_checks,
     verify,
 )
+from torchup.errors import InterpreterError
+from torchup.hardware.accelerators import Accelerator, Gpu
 
 CPU = Accelerator(kind="cpu", source="test")
 RTX_4090 = Gpu(

@@ -19,7 +19,7 @@ import pytest
 from realtorch import PYENV_VERSIONS
 from realtorch import quiet_env as _quiet_env
 from test_verify import CPU, _check, _site_packages, _venv, _write
-from torchup.verify import VerifyReport, verify
+from torchup.check.verify import VerifyReport, verify
 
 # A stand-in for torch in Python that parses on 2.7 too: enough of the API for the
 # probe's tensor op, autograd pass, matmul, nms and gain, computed for real.

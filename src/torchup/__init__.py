@@ -25,6 +25,7 @@ __all__ = [
     "UsageError",
     "VerifyReport",
     "__version__",
+    "apply_fix",
     "detect",
     "doctor",
     "install",
@@ -34,28 +35,29 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .accelerators import Accelerator, detect
-    from .api import plan, pythons
-    from .doctor import DoctorReport, doctor
-    from .errors import TorchupError, UsageError
-    from .installing import InstallResult, install
-    from .interpreters import Interpreter
-    from .plan import Plan
-    from .verify import VerifyReport, verify
+    from torchup.check.doctor import DoctorReport, doctor
+    from torchup.check.verify import VerifyReport, verify
+    from torchup.choose.api import plan, pythons
+    from torchup.choose.plan import Plan
+    from torchup.envs.installing import InstallResult, apply_fix, install
+    from torchup.errors import TorchupError, UsageError
+    from torchup.hardware.accelerators import Accelerator, detect
+    from torchup.interpreters.discover import Interpreter
 
 _LAZY = {
-    "Accelerator": "accelerators",
-    "detect": "accelerators",
-    "DoctorReport": "doctor",
-    "doctor": "doctor",
-    "InstallResult": "installing",
-    "install": "installing",
-    "VerifyReport": "verify",
-    "verify": "verify",
-    "plan": "api",
-    "pythons": "api",
-    "Interpreter": "interpreters",
-    "Plan": "plan",
+    "Accelerator": "hardware.accelerators",
+    "detect": "hardware.accelerators",
+    "DoctorReport": "check.doctor",
+    "doctor": "check.doctor",
+    "InstallResult": "envs.installing",
+    "install": "envs.installing",
+    "apply_fix": "envs.installing",
+    "VerifyReport": "check.verify",
+    "verify": "check.verify",
+    "plan": "choose.api",
+    "pythons": "choose.api",
+    "Interpreter": "interpreters.discover",
+    "Plan": "choose.plan",
     "TorchupError": "errors",
     "UsageError": "errors",
 }
@@ -65,5 +67,7 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         from importlib import import_module
 
-        return getattr(import_module(f"torchup.{_LAZY[name]}"), name)
+        value = getattr(import_module(f"torchup.{_LAZY[name]}"), name)
+        globals()[name] = value  # once: later lookups are plain attribute reads
+        return value
     raise AttributeError(f"module 'torchup' has no attribute {name!r}")

@@ -1,3 +1,3 @@
-from torchup.cli import main
+from torchup.cli.main import main
 
 raise SystemExit(main())

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import RunnerError
+from torchup.errors import RunnerError
 
 __all__ = ["Completed", "clean_env", "run", "stream"]
 

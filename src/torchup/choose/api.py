@@ -1,0 +1,579 @@
+"""The library's entry points: :func:`plan` and :func:`pythons`.
+
+This is the edge that wires the stages together: it finds the interpreter, reads the
+pip sources and the PyTorch index (concurrently, cached), then hands plain values to
+the pure core (:mod:`~torchup.choose.compat`, :mod:`~torchup.choose.resolve`, :mod:`~torchup.plan`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from torchup.choose import companions
+from torchup.choose.backends import Backend, requested_backend, resolve_backend, variant_rule
+from torchup.choose.compat import Candidate, make_candidates
+from torchup.choose.family import (
+    FAMILY,
+    TORCH,
+    HardwareChoice,
+    kind_of,
+    resolve_family,
+    resolve_on_hardware,
+)
+from torchup.choose.names import near_family_name
+from torchup.choose.plan import (
+    AltPython,
+    Plan,
+    PypiFallback,
+    build_plan,
+    install_command,
+    planned_package,
+)
+from torchup.choose.resolve import MetadataLookup, Outcome, VariantRule
+from torchup.choose.variants import (
+    cuda_of_requirements,
+    driver_floors,
+    judge,
+    platform_key,
+    variant_of_cuda,
+)
+from torchup.errors import IndexFetchError, InterpreterError, TorchupError, UsageError
+from torchup.index.pages import DistFile, redact
+from torchup.index.sources import Sources, pip_sources, project_url, variant_project_url
+from torchup.interpreters.discover import (
+    Interpreter,
+    default_interpreter,
+    discover,
+    is_version_spec,
+    select,
+)
+
+if TYPE_CHECKING:
+    from torchup.hardware.accelerators import Accelerator
+    from torchup.index.client import IndexClient
+
+__all__ = ["parse_requirements", "plan", "pythons"]
+
+log = logging.getLogger(__name__)
+
+
+def parse_requirements(texts: Sequence[str], allow_names: Sequence[str] = ()) -> list[Requirement]:
+    """Parse PEP 508 strings; raise :class:`UsageError` naming the bad one, or one whose
+    name is a near miss of a PyTorch package (``troch``) unless ``allow_names`` has it.
+
+    torch is added when only companions are asked for, since they are paired to it.
+    """
+    reqs: list[Requirement] = []
+    for text in texts or ("torch",):
+        try:
+            req = Requirement(text)
+        except InvalidRequirement as exc:
+            raise UsageError(
+                f"invalid requirement {text!r}: {exc}",
+                hint="write a PEP 508 requirement, e.g. 'torch==2.5.1' or 'torchvision>=0.20'",
+            ) from None
+        meant = near_family_name(req.name, allow_names)
+        if meant is not None:
+            raise UsageError(
+                f"{req.name!r} is not a PyTorch package but looks like one: did you mean "
+                f"{meant}? (a name a keystroke from a PyTorch package is how typosquatted "
+                "packages get installed)",
+                hint=f"ask for {meant}, or pass --allow-name {req.name} if you mean "
+                f"{req.name!r} itself",
+            )
+        reqs.append(req)
+    for r in reqs:
+        if r.url:
+            raise UsageError(
+                f"{str(r)!r} is a direct reference; torchup plans from indexes",
+                hint=f"install it with pip directly, or ask for a version: '{r.name}==X.Y.Z'",
+            )
+    names = [canonicalize_name(r.name) for r in reqs]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice is not None:
+        both = " and ".join(repr(str(r)) for r in reqs if canonicalize_name(r.name) == twice)
+        raise UsageError(
+            f"{twice} is named twice ({both})",
+            hint=f"combine the specifiers into one, e.g. '{twice}>=2.4,<2.6'",
+        )
+    if TORCH not in names and any(n in companions.COMPANIONS for n in names):
+        reqs.insert(0, Requirement("torch"))
+    reqs.sort(key=lambda r: canonicalize_name(r.name) != TORCH)
+    return reqs
+
+
+@dataclass(slots=True)
+class _Gathered:
+    """Files per project, split by where they came from, and what went wrong."""
+
+    torch_index: dict[str, list[DistFile]] = field(default_factory=dict)
+    pip: dict[str, list[DistFile]] = field(default_factory=dict)
+    torch_index_errors: list[str] = field(default_factory=list)
+    pip_errors: list[str] = field(default_factory=list)
+    #: extra indexes and find-links locations no page could be read from: unreachable
+    #: or failing (not a 404, not refused credentials, not an offline cache miss)
+    unread: set[str] = field(default_factory=set)
+    oldest_cache_age: float | None = None
+
+
+def _gather(
+    client: IndexClient, sources: Sources, variants: Sequence[str], projects: Sequence[str]
+) -> _Gathered:
+    """Read every page concurrently: each variant directory of the PyTorch index for the
+    torch family, pip's indexes for everything, then the find-links locations."""
+    got = _Gathered()
+    jobs: list[tuple[str, str, str, str]] = []  # (kind, project, url, source)
+    for project in projects:
+        for variant in variants if project in FAMILY else ():
+            url = variant_project_url(sources.torch_index_url.url, variant, project)
+            jobs.append(("torch", project, url, sources.torch_index_url.url))
+        for src in sources.index_urls():
+            jobs.append(("pip", project, project_url(src.url, project), src.url))
+    results = client.fetch_pages([url for _, _, url, _ in jobs])
+    read: set[str] = set()
+    down: set[str] = set()
+    for (kind, project, _url, source), res in zip(jobs, results, strict=True):
+        bucket = got.torch_index if kind == "torch" else got.pip
+        bucket.setdefault(project, []).extend(res.files)
+        if res.error is not None and kind == "torch":
+            got.torch_index_errors.append(res.error.message)
+        elif res.error is not None:
+            got.pip_errors.append(res.error.message)
+            if res.error.lasting:
+                down.add(source)
+            else:
+                read.add(source)  # it answered (refused credentials, ...) or may later
+        else:
+            read.add(source)
+        if res.from_cache and res.age_seconds is not None:
+            got.oldest_cache_age = max(got.oldest_cache_age or 0.0, res.age_seconds)
+    got.unread = down - read
+    for link in sources.find_links:
+        try:
+            files = client.find_links(link.url)
+        except TorchupError as exc:
+            got.pip_errors.append(exc.message)
+            if not isinstance(exc, IndexFetchError) or exc.lasting:
+                got.unread.add(link.url)
+            continue
+        for project in projects:  # make_candidates keeps each project's own files
+            got.pip.setdefault(project, []).extend(files)
+    return got
+
+
+def _candidates(
+    got: _Gathered, project: str, *, torch_index: bool, labelled_only: bool
+) -> list[Candidate]:
+    """Candidates for ``project``: the PyTorch index's first, then pip's; one per file name."""
+    seen: set[str] = set()
+    files: list[DistFile] = []
+    pip_files = got.pip.get(project, [])
+    if labelled_only and project in FAMILY:
+        # Only a local label (+cpu) makes a file from pip's sources a variant build, so
+        # unlabelled ones cannot be chosen; skipping them saves parsing ~1000 names.
+        pip_files = [d for d in pip_files if "+" in d.filename]
+    pools = [pip_files]
+    if torch_index:
+        pools.insert(0, got.torch_index.get(project, []))
+    for pool in pools:
+        for dist in pool:
+            if dist.filename not in seen:
+                seen.add(dist.filename)
+                files.append(dist)
+    cands, bad = make_candidates(files, project)
+    for dist, why in bad:
+        log.info("skipping %s: %s", dist.filename, why)
+    return cands
+
+
+def _plain_builds_only(outcomes: Sequence[Outcome], got: _Gathered, variant: str) -> list[Outcome]:
+    """Say why a family member has "no files" when pip's sources do list it: only its
+    plain builds are there (a plain build is not a ``variant`` build, so it was not read
+    as a candidate at all)."""
+    from dataclasses import replace
+
+    out = []
+    for o in outcomes:
+        name = canonicalize_name(o.requirement.name)
+        plain = [
+            d
+            for d in got.pip.get(name, [])  # find-links files are listed for every project
+            if "+" not in d.filename and canonicalize_name(d.filename.split("-")[0]) == name
+        ]
+        if not o.ok and o.message.startswith("no files for") and plain:
+            out.append(
+                replace(
+                    o,
+                    message=f"no {variant} build of {name} on the sources read: the PyTorch "
+                    f"index's {variant} directory lists none, and pip's sources list only plain "
+                    f"builds of it ({len(plain)} files), which are not {variant} builds "
+                    "(`--backend pypi` plans the whole family from pip's sources)",
+                )
+            )
+        else:
+            out.append(o)
+    return out
+
+
+def _metadata_lookup(client: IndexClient) -> MetadataLookup:
+    memo: dict[str, Sequence[str] | None] = {}
+
+    def lookup(cand: Candidate) -> Sequence[str] | None:
+        key = cand.dist.url
+        if key not in memo:
+            try:
+                meta = client.get_metadata(cand.dist)
+                memo[key] = tuple(meta.get_all("Requires-Dist") or ())
+            except TorchupError as exc:
+                log.warning("metadata of %s unreadable: %s", cand.dist.filename, exc)
+                memo[key] = None
+        return memo[key]
+
+    return lookup
+
+
+def _alternatives(
+    *,
+    reqs: Sequence[Requirement],
+    cands: Mapping[NormalizedName, list[Candidate]],
+    target: Interpreter,
+    rule: VariantRule,
+    metadata: MetadataLookup,
+    torch_root: str | None,
+    sources: Sources,
+    found: Sequence[Interpreter],
+) -> list[AltPython]:
+    """Other Pythons on this machine for which the same request resolves."""
+    alts: list[AltPython] = []
+    seen: set[tuple[str, bool]] = set()
+    for py in found:
+        if py.error or not py.tags or py.executable == target.executable:
+            continue
+        if py.externally_managed:
+            continue  # its pip refuses to install (PEP 668); suggesting it would mislead
+        outcomes = resolve_family(reqs, cands, py, rule, metadata)
+        if not outcomes or not all(o.ok for o in outcomes):
+            continue
+        key = (py.version, py.free_threaded)
+        if key in seen:
+            continue
+        seen.add(key)
+        packages = [planned_package(o) for o in outcomes]
+        variant = next((p.variant for p in packages if canonicalize_name(p.name) == TORCH), None)
+        variant_index = f"{torch_root}/{variant}" if torch_root and variant else None
+        cmd = install_command(
+            py.executable,
+            packages,
+            variant_index=variant_index,
+            sources=sources,
+            requirements=reqs,
+        )
+        alts.append(
+            AltPython(
+                executable=py.executable,
+                version=py.version,
+                command=cmd,
+                packages=tuple(p.pin for p in packages),
+            )
+        )
+    alts.sort(key=lambda a: Version(a.version), reverse=True)
+    return alts
+
+
+def plan(
+    requirements: Sequence[str] = ("torch",),
+    *,
+    python: str | Interpreter | None = None,
+    backend: str | None = None,
+    torch_index_url: str | None = None,
+    index_url: str | None = None,
+    extra_index_urls: Sequence[str] = (),
+    find_links: Sequence[str] = (),
+    offline: bool = False,
+    accelerator: Accelerator | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    allow_names: Sequence[str] = (),
+) -> Plan:
+    """Plan a PyTorch install for one Python, or explain why nothing fits.
+
+    ``python`` is a SPEC (see :func:`~torchup.interpreters.discover.select`) or an already probed
+    :class:`Interpreter`. With the ``auto`` backend the machine's accelerator is detected
+    (or ``accelerator`` is used) and the newest build that runs on it is chosen. Raises
+    :class:`UsageError` for malformed input and :class:`TorchupError` subclasses for
+    failures that leave nothing to plan (interpreter broken, no source readable). A
+    request that cannot be met returns a plan with ``ok`` false and its problems. A name
+    a keystroke from a PyTorch package's (``troch``) is a :class:`UsageError` unless
+    ``allow_names`` has it (:mod:`torchup.choose.names`).
+    """
+    from torchup._paths import cache_dir
+    from torchup.index.client import IndexClient
+
+    env = dict(os.environ) if env is None else env
+    reqs = parse_requirements(requirements, allow_names)
+    # Discovery runs at most once: for a version SPEC, and for the other Pythons that
+    # could install a request that does not fit this one.
+    everything = cache(lambda: discover(env=env, cwd=cwd))
+    if isinstance(python, Interpreter):
+        py = python
+    elif python:
+        py = select(
+            python, env=env, cwd=cwd, found=everything() if is_version_spec(python) else None
+        )
+    else:
+        py = default_interpreter(env=env, cwd=cwd)
+    if py.error:
+        raise InterpreterError(
+            f"{py.executable} cannot be used: {py.error}",
+            hint="pick another one with --python; `torchup pythons` lists them",
+        )
+    sources = pip_sources(
+        env=env,
+        prefix=py.prefix or None,
+        overrides={
+            "index_url": index_url,
+            "extra_index_urls": tuple(extra_index_urls),
+            "find_links": tuple(find_links),
+            "torch_index_url": torch_index_url,
+        },
+    )
+    name, origin = requested_backend(backend, env)
+    on_apple = (
+        py.markers.get("sys_platform") == "darwin" and py.markers.get("platform_machine") == "arm64"
+    )
+    if name == "auto" and accelerator is None:
+        from torchup.hardware.accelerators import detect
+
+        accelerator = detect(env=env)
+    accel = accelerator if name == "auto" else None
+    hardware = accel is not None and accel.kind in ("cuda", "rocm", "xpu")
+    if accel is not None and accel.kind == "mps" and on_apple:
+        chosen = Backend(name="mps", variant="cpu", source=f"{origin}: auto, {accel.describe()}")
+    elif accel is not None and not hardware:
+        chosen = Backend(name="cpu", variant="cpu", source=f"{origin}: auto, {accel.describe()}")
+    else:
+        chosen = resolve_backend(name, origin)
+    if chosen.name == "mps" and not on_apple:
+        raise UsageError(
+            f"--backend mps needs macOS on Apple silicon; Python {py.version} at "
+            f"{py.executable} runs on {py.markers.get('sys_platform')} "
+            f"{py.markers.get('platform_machine')}",
+            hint="use --backend auto, cpu, cuXYZ, rocmX.Y or xpu here",
+        )
+    warnings: list[str] = list(accel.warnings) if accel is not None else []
+    projects = list(dict.fromkeys(canonicalize_name(r.name) for r in reqs))
+
+    with IndexClient(
+        cache_dir=cache_dir(env),
+        offline=offline,
+        trusted_hosts=sources.trusted_hosts,
+        # pip's own CA bundle setting (cert / PIP_CERT), so torchup trusts what pip trusts
+        verify=sources.cert.url if sources.cert else True,
+    ) as client:
+        variants: list[str] = [chosen.variant] if chosen.variant else []
+        root_error: str | None = None
+        if hardware and accel is not None:
+            try:
+                offered = client.variants(sources.torch_index_url.url)
+            except TorchupError as exc:
+                offered, root_error = (), exc.message
+            variants = [v for v in offered if kind_of(v) == accel.kind]
+            variants.append("cpu")
+        got = _gather(client, sources, variants if root_error is None else [], projects)
+        if root_error is not None:
+            got.torch_index_errors.append(root_error)
+        reachable = any(got.torch_index.get(p) for p in projects) or not got.torch_index_errors
+        unreadable: str | None = None  # why auto fell back to PyPI's build
+        if (hardware or chosen.variant is not None) and not reachable:
+            why = got.torch_index_errors[0]
+            if name == "auto":
+                unreadable = why
+                chosen = Backend(
+                    name="pypi", variant=None, source=f"{origin}: auto, PyTorch index unreachable"
+                )
+                hardware = False
+            else:
+                warnings.append(
+                    f"the PyTorch index could not be read ({why}); using pip's sources only"
+                )
+        if (
+            chosen.variant is not None
+            and not hardware
+            and reachable
+            and not any(got.torch_index.get(p) for p in projects)
+        ):
+            warnings.append(_offered(client, sources, chosen.variant))
+        warnings += [f"skipped a source: {e}" for e in got.pip_errors]
+        sources = sources.without(got.unread)  # not handed to the installer either
+        if reachable:
+            warnings += [f"the PyTorch index: {e}" for e in got.torch_index_errors]
+        if offline and got.oldest_cache_age is not None:
+            warnings.append(
+                f"offline: planned from cached pages up to {_age(got.oldest_cache_age)} old"
+            )
+
+        variant_backend = hardware or chosen.variant is not None
+        cands = {
+            p: _candidates(
+                got,
+                p,
+                torch_index=variant_backend,
+                labelled_only=variant_backend and chosen.name != "mps",
+            )
+            for p in projects
+        }
+        metadata = _metadata_lookup(client)
+        hw: HardwareChoice | None = None
+        if hardware and accel is not None:
+            hw = resolve_on_hardware(reqs, cands, py, accel, metadata)
+            rule = hw.rule
+            outcomes = hw.outcomes
+            warnings += hw.warnings
+            picked = hw.variant or ("cpu" if hw.fell_back_to_cpu else None)
+            chosen = Backend(
+                name=picked or accel.kind,
+                variant=picked,
+                source=f"{origin}: auto, {accel.describe()}",
+            )
+        else:
+            rule = variant_rule(chosen)
+            outcomes = resolve_family(reqs, cands, py, rule, metadata)
+        if variant_backend and chosen.variant is not None:
+            outcomes = _plain_builds_only(outcomes, got, chosen.variant)
+        if not outcomes:
+            raise TorchupError(
+                f"no requirement applies to Python {py.version}: their markers exclude it",
+                hint="check the markers, or pick another Python with --python",
+            )
+        variant_index = (
+            f"{sources.torch_index_url.url.rstrip('/')}/{chosen.variant}"
+            if chosen.variant is not None
+            else None
+        )
+        alts: list[AltPython] = []
+        if not all(o.ok for o in outcomes):
+            alts = _alternatives(
+                reqs=reqs,
+                cands=cands,
+                target=py,
+                rule=rule,
+                metadata=metadata,
+                torch_root=(sources.torch_index_url.url.rstrip("/") if variant_backend else None),
+                sources=sources,
+                found=everything(),
+            )
+        fallback = (
+            _pypi_fallback(unreadable, outcomes, metadata, accel, py)
+            if unreadable is not None
+            else None
+        )
+        if fallback is not None:
+            warnings.insert(0, _fallback_warning(fallback))
+    return build_plan(
+        fallback=fallback,
+        python=py,
+        backend=chosen,
+        sources=sources,
+        requirements=reqs,
+        outcomes=outcomes,
+        variant_index=variant_index,
+        alternative_pythons=alts,
+        warnings=warnings,
+        accelerator=accel,
+        release=hw.release if hw is not None else None,
+        verdicts=hw.verdicts if hw is not None else (),
+    )
+
+
+def _pypi_fallback(
+    why: str,
+    outcomes: Sequence[Outcome],
+    metadata: MetadataLookup,
+    accel: Accelerator | None,
+    py: Interpreter,
+) -> PypiFallback:
+    """What PyPI's torch, planned because the PyTorch index was unreadable, is built for,
+    and whether this machine runs it."""
+    torch = next((o.choice for o in outcomes if o.choice and o.choice.project == "torch"), None)
+    if torch is None:
+        return PypiFallback(reason=why, torch=None)
+    requires = metadata(torch)
+    cuda = cuda_of_requirements(requires) if requires is not None else None
+    # unread metadata: PyPI's Linux torch is a CUDA build (x86_64 since 1.x)
+    known = requires is not None or "linux" not in torch.dist.filename
+    verdict = None
+    if accel is not None and accel.kind == "cuda" and cuda is not None:
+        verdict = judge(variant_of_cuda(cuda), torch.version, accel, platform_key(py.markers))
+    return PypiFallback(
+        reason=why, torch=torch.dist.filename, cuda=cuda, known=known, verdict=verdict
+    )
+
+
+def _fallback_warning(fallback: PypiFallback) -> str:
+    head = (
+        f"the PyTorch index could not be read ({fallback.reason}); planned what pip would "
+        "install from its own sources instead (--backend pypi)"
+    )
+    if fallback.torch is None:
+        return head
+    head += f": PyPI's torch, {fallback.describe()}"
+    if not fallback.cuda_build:
+        return head
+    if fallback.verdict is None:
+        return (
+            f"{head}, with GBs of nvidia-*/cuda-* wheels that this machine (no NVIDIA GPU) "
+            "cannot use; the CPU build is only on the PyTorch index, so `torchup install` "
+            "stops here (--backend cpu with a reachable --torch-index-url, or --backend pypi "
+            "to take the CUDA build knowingly)"
+        )
+    floors = driver_floors(fallback.verdict.variant)
+    needs = f", which needs NVIDIA driver >= {floors.strict}" if floors and floors.strict else ""
+    runs = (
+        "this driver runs it"
+        if fallback.verdict.ok
+        else f"this machine does not run it ({fallback.verdict.reason})"
+    )
+    return f"{head}{needs}: {runs}"
+
+
+def _offered(client: IndexClient, sources: Sources, variant: str) -> str:
+    """Say which variants the PyTorch index offers when ``variant`` has no files there."""
+    root = redact(sources.torch_index_url.url)
+    try:
+        offered = client.variants(sources.torch_index_url.url)
+    except TorchupError as exc:
+        return f"the PyTorch index at {root} lists no {variant} files (and its variants: {exc})"
+    if variant in offered:
+        return f"the PyTorch index at {root} has {variant} builds, but none of these packages"
+    listing = ", ".join(offered) or "none"
+    return f"the PyTorch index at {root} offers no {variant} builds; it offers: {listing}"
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def pythons(
+    *, python: str | None = None, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> list[Interpreter]:
+    """Every Python on this machine (or the one ``python`` names), probed."""
+    env = dict(os.environ) if env is None else env
+    if python:
+        return [select(python, env=env, cwd=cwd)]
+    return discover(env=env, cwd=cwd)

@@ -1,0 +1,3 @@
+"""Change environments: staging, locks and rollback, the installers (uv, pip), the install
+transaction.
+"""

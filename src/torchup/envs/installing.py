@@ -1,0 +1,686 @@
+"""``torchup install``: plan, stage, install, verify, and only then put in place.
+
+The order of events, each step able to stop the whole without leaving anything half
+done (see :mod:`torchup.envs.staging`):
+
+1. decide the target (``--venv`` / ``--conda-env`` / ``--system`` / active env /
+   ``./.venv``) and its Python; for a new venv without ``--python``, the newest Python
+   on the machine whose plan succeeds;
+2. plan; a request that cannot be met stops here, having created nothing;
+3. stage: a new venv is created aside, an existing one copied aside (hard links), a
+   conda env or system Python snapshotted;
+4. install the torch family pinned with hashes, then let the installer resolve their
+   dependencies from the plan's sources (:mod:`torchup.envs.installers`);
+5. verify by running torch in the staged environment; any failure undoes step 3.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from torchup.choose.plan import Plan
+from torchup.envs import staging as envs
+from torchup.envs.installers import InstallerChoice, choose_installer, install_commands
+from torchup.errors import RunnerError, TorchupError, UsageError
+from torchup.index.pages import redact
+
+if TYPE_CHECKING:
+    from torchup.check.doctor_facts import Fix
+    from torchup.choose.forcing import ForcedWheel
+
+__all__ = ["InstallResult", "apply_fix", "install"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstallResult:
+    """What ``install`` did (or, with ``dry_run``, would do)."""
+
+    ok: bool
+    target: envs.Target
+    plan: Plan
+    installer: InstallerChoice
+    python_source: str
+    commands: tuple[tuple[str, ...], ...] = ()
+    dry_run: bool = False
+    verify: Any = None  # a torchup.check.verify.VerifyReport when verification ran
+    message: str = ""
+    activation: Mapping[str, str] = field(default_factory=dict)
+    #: files installed under a tag they were not built for (``--force-incompatible``)
+    forced: tuple[ForcedWheel, ...] = ()
+    #: the hash-pinned requirements file the commands read, as (path, text); the file
+    #: lives only while the commands run
+    requirements_file: tuple[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": 1,
+            "ok": self.ok,
+            "dry_run": self.dry_run,
+            "target": self.target.to_dict(),
+            "python_source": self.python_source,
+            "installer": {"name": self.installer.name, "source": self.installer.source},
+            "plan": self.plan.to_dict(),
+            "commands": [list(c) for c in self.commands],
+            "verify": self.verify.to_dict() if self.verify is not None else None,
+            "message": self.message,
+            "activation": dict(self.activation),
+            "forced": [f.to_dict() for f in self.forced],
+            "requirements_file": (
+                dict(zip(("path", "text"), self.requirements_file, strict=True))
+                if self.requirements_file
+                else None
+            ),
+        }
+
+
+def _pick_python(
+    requirements: Sequence[str], plan_kw: Mapping[str, Any], env: Mapping[str, str], cwd: Path
+) -> tuple[Plan, str]:
+    """The newest Python on this machine whose plan succeeds (base interpreters only)."""
+    from packaging.version import Version
+
+    from torchup.choose.api import plan
+    from torchup.interpreters.discover import discover
+
+    found = [
+        py
+        for py in discover(env=env, cwd=cwd)
+        if not py.error
+        and py.kind not in ("venv", "conda")
+        and not py.externally_managed
+        and not py.free_threaded
+    ]
+    found.sort(key=lambda py: Version(py.version), reverse=True)
+    first: Plan | None = None
+    for py in found:
+        result = plan(requirements, python=py.executable, env=env, cwd=cwd, **plan_kw)
+        if result.ok:
+            return (
+                result,
+                f"the newest Python on this machine that can install the request ({py.version})",
+            )
+        first = first or result
+    if first is None:
+        raise TorchupError(
+            "no usable Python found on this machine to create a venv from",
+            hint="install one (e.g. `uv python install 3.12`) or pass --python",
+        )
+    return first, "the newest Python on this machine (nothing fits any of them)"
+
+
+def _refuse_an_unusable_fallback(result: Plan, requirements: Sequence[str]) -> None:
+    """``auto`` with the PyTorch index unreadable planned PyPI's torch; on a machine
+    that cannot use that build (a CUDA build and no NVIDIA GPU) installing it would pull
+    GBs for nothing, so stop and name the two commands that work. ``plan`` only warns."""
+    fallback = result.fallback
+    if fallback is None or not fallback.cuda_build or fallback.verdict is not None:
+        return
+    reqs = shlex.join(requirements or ("torch",))
+    raise TorchupError(
+        f"the PyTorch index could not be read ({fallback.reason}), and PyPI's torch is "
+        f"{fallback.describe()} with GBs of nvidia-*/cuda-* wheels that this machine "
+        f"cannot use ({result.accelerator.describe() if result.accelerator else 'no GPU'}); "
+        "the CPU build lives only on the PyTorch index",
+        hint=(
+            f"torchup install {reqs} --backend cpu --torch-index-url URL (a reachable "
+            f"PyTorch index or mirror of it), or torchup install {reqs} --backend pypi "
+            "to take the CUDA build knowingly"
+        ),
+    )
+
+
+def _extras(reqs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for text in reqs:
+        req = Requirement(text)
+        if req.extras:
+            out[canonicalize_name(req.name)] = f"[{','.join(sorted(req.extras))}]"
+    return out
+
+
+def install(
+    requirements: Sequence[str] = ("torch",),
+    *,
+    python: str | None = None,
+    venv: str | None = None,
+    conda_env: str | None = None,
+    system: bool = False,
+    installer: str = "auto",
+    backend: str | None = None,
+    dry_run: bool = False,
+    verify: bool = True,
+    force_incompatible: bool = False,
+    reinstall: bool = False,
+    torch_index_url: str | None = None,
+    index_url: str | None = None,
+    extra_index_urls: Sequence[str] = (),
+    find_links: Sequence[str] = (),
+    offline: bool = False,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    echo: bool = True,
+    allow_names: Sequence[str] = (),
+) -> InstallResult:
+    """Install a verified PyTorch into the target environment, all or nothing.
+
+    Returns a result with ``ok`` false when the request cannot be met (nothing was
+    created) or when install or verification failed (everything was undone). With
+    ``force_incompatible``, a request that no wheel for this Python meets is tried with
+    the nearest Python's wheels, kept only if verification passes (:mod:`torchup.choose.forcing`).
+    ``reinstall`` replaces the torch family's files even when the same versions are
+    installed (repairs a damaged install). Raises
+    :class:`UsageError` for contradictory or unsafe requests (an externally managed
+    Python without ``system``) and :class:`TorchupError` for other expected failures.
+    """
+    from torchup.choose.api import parse_requirements, plan
+    from torchup.interpreters.discover import select
+
+    parse_requirements(requirements, allow_names)  # bad or near-miss names: before anything
+    env = dict(os.environ) if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    choice = choose_installer(installer, env)
+    conda_prefix: Path | None = None
+    if conda_env:
+        try:
+            conda_py = select(conda_env, env=env, cwd=cwd)
+        except TorchupError as exc:
+            raise UsageError(
+                f"--conda-env {conda_env!r}: no conda env by that name or prefix "
+                f"({exc.message.replace('--python', 'as a Python')})",
+                hint="`conda env list` shows the envs; pass a name or a prefix",
+            ) from None
+        conda_prefix = Path(conda_py.prefix)
+    target = envs.resolve_target(venv=venv, conda_env=conda_prefix, system=system, env=env, cwd=cwd)
+    if target.kind == "conda" and installer == "auto":
+        choice = InstallerChoice(
+            name="pip", uv=None, source="--installer auto: a conda env gets its own pip"
+        )
+    plan_kw: dict[str, Any] = {
+        "backend": backend,
+        "torch_index_url": torch_index_url,
+        "index_url": index_url,
+        "extra_index_urls": tuple(extra_index_urls),
+        "find_links": tuple(find_links),
+        "offline": offline,
+        "allow_names": tuple(allow_names),
+    }
+    if target.exists and target.kind != "system":
+        assert target.executable is not None
+        result = plan(requirements, python=target.executable, env=env, cwd=cwd, **plan_kw)
+        python_source = f"the {target.kind} at {target.path} ({target.source})"
+        if python and result.python.version != select(python, env=env, cwd=cwd).version:
+            raise UsageError(
+                f"{target.path} uses Python {result.python.version}, not the one --python "
+                f"{python!r} names",
+                hint="pass --venv with a new path to create a venv from that Python",
+            )
+    elif python or target.kind == "system":
+        result = plan(requirements, python=python, env=env, cwd=cwd, **plan_kw)
+        python_source = f"--python {python}" if python else "the default Python"
+    else:
+        result, python_source = _pick_python(requirements, plan_kw, env, cwd)
+    py = result.python
+    _refuse_an_unusable_fallback(result, requirements)
+    if target.kind == "system":
+        target = envs.Target(
+            kind="system",
+            path=Path(py.prefix or "/"),
+            exists=True,
+            source="--system",
+            executable=py.executable,
+        )
+    elif py.externally_managed and target.kind != "venv":  # a venv from it is fine
+        raise UsageError(
+            f"Python {py.version} at {py.executable} is externally managed (PEP 668); "
+            "installing into it could break the system's packages",
+            hint="install into a venv (the default: ./.venv), or pass --system if you mean it",
+        )
+
+    why_pip = (
+        "conda env: installing with its own pip, since the pytorch conda channel's last "
+        "release was torch 2.5 (pytorch/pytorch#138506). "
+        if target.kind == "conda" and choice.name == "pip"
+        else ""
+    )
+
+    forced: tuple[ForcedWheel, ...] = ()
+
+    def outcome(
+        ok: bool,
+        message: str,
+        commands: tuple[tuple[str, ...], ...] = (),
+        *,
+        dry: bool = False,
+        report: Any = None,
+    ) -> InstallResult:
+        return InstallResult(
+            ok=ok,
+            target=target,
+            plan=result,
+            installer=choice,
+            python_source=python_source,
+            commands=commands,
+            dry_run=dry,
+            verify=report,
+            message=why_pip + message,
+            activation=envs.activation(target.path) if ok and target.kind != "system" else {},
+            forced=forced,
+            requirements_file=pinned,
+        )
+
+    trial = None
+    pinned: tuple[str, str] | None = None
+    failed_plan = result
+    if not result.ok and force_incompatible:
+        if not verify:
+            raise UsageError(
+                "--force-incompatible keeps a forced install only if running it proves it "
+                "works, so it cannot be combined with --no-verify",
+                hint="drop --no-verify",
+            )
+        trial = _stand_in_plan(result, requirements, plan_kw, env, cwd)
+        if isinstance(trial, str):
+            return outcome(False, f"{trial}; nothing was created or changed")
+        failed_plan, result = result, trial
+    if not result.ok:
+        tried = ""
+        if not force_incompatible and any(
+            r.reason.startswith("built for ") for o in result.problems for r in o.rejected
+        ):
+            tried = (
+                " (--force-incompatible would try the nearest Python's wheel anyway, kept "
+                "only if torch then runs; it rarely does)"
+            )
+        return outcome(False, f"nothing fits this Python; nothing was created or changed{tried}")
+    variant_index = result.variant_index
+    with tempfile.TemporaryDirectory(prefix="torchup-") as tmp:
+        hashes = Path(tmp) / "torch-family.txt"
+        staging = envs.Staging(target)
+        files: dict[str, Path] = {}
+        deps: list[str] = []
+        if trial is not None:
+            try:
+                files, deps, forced = _fetch_forced(result, Path(tmp), env, download=not dry_run)
+            except TorchupError as exc:
+                return outcome(False, f"{exc.message}; nothing was created or changed")
+        local = _local_family_files(result, choice) if not files else {}
+        text, steps = _commands(
+            choice, staging, result, variant_index, hashes, requirements, files, deps, reinstall,
+            {name: path for name, (path, _) in local.items()},
+        )  # fmt: skip
+        # as the user should read them: the final path, and no credentials
+        shown = tuple(
+            tuple(
+                redact(a) if "://" in a else a.replace(str(staging.work), str(target.path))
+                for a in map(str, c)
+            )
+            for c in steps
+        )
+        if any(str(hashes) in c for c in shown):
+            lines = (redact(line) if "://" in line else line for line in text.splitlines())
+            pinned = (str(hashes), "\n".join(lines) + "\n")
+        if dry_run:
+            return outcome(True, "dry run: nothing was created or changed", shown, dry=True)
+        hashes.write_text(text)
+        with staging:
+            hash_check = _start_hash_check(local, env)
+            for argv in steps:
+                done = _run_step(argv, env, echo, staging.lock_fds)
+                if done is not None:
+                    said = done.replace(str(staging.work), str(target.path))
+                    return outcome(False, f"{said}; nothing was changed", shown)
+            # before anything runs in the staged environment (verify), or it is committed
+            mismatch = hash_check()
+            if mismatch is not None:
+                return outcome(False, f"{mismatch}; everything was undone", shown)
+            report = None
+            if verify:
+                from torchup.check.verify import verify as run_verify
+
+                report = run_verify(str(staging.python), accelerator=result.accelerator, env=env)
+                # as the user should read it: the target's path, not the staging one;
+                # after a forced failure the plan's alternatives are the fix
+                report = _relocated(report, staging.work, target.path, fixes=not forced)
+                if not report.ok:
+                    failed = "; ".join(
+                        f"{c.id}: {c.detail}" for c in report.checks if c.status == "fail"
+                    )
+                    failed += _why_forced_failed(forced, result.python)
+                    failed += _instead(failed_plan) if forced else ""
+                    return outcome(
+                        False,
+                        f"verification failed ({failed}); everything was undone",
+                        shown,
+                        report=report,
+                    )
+            staging.commit()
+    return outcome(True, f"installed into {target.path}", shown, report=report)
+
+
+def _commands(  # noqa: PLR0917 (private, called once)
+    choice: InstallerChoice,
+    staging: envs.Staging,
+    result: Plan,
+    variant_index: str | None,
+    hashes: Path,
+    requirements: Sequence[str],
+    files: Mapping[str, Path],
+    dependencies: Sequence[str],
+    reinstall: bool,
+    checked: Mapping[str, Path],
+) -> tuple[str, list[tuple[str, ...]]]:
+    """The hash-pinned requirements text and the commands to run, in order."""
+    target = staging.target
+    steps: list[tuple[str, ...]] = []
+    if target.kind == "venv" and not target.exists:
+        base = result.python.executable
+        # built at a hidden sibling, so the prompt is named for the final folder
+        prompt = (f"--prompt={target.path.name}",)  # one token: a name may start with -
+        if choice.name == "uv":
+            assert choice.uv is not None
+            create: tuple[str, ...] = (choice.uv, "venv", "--quiet", *prompt, "--python", base)
+        else:
+            create = (base, "-m", "venv", *prompt)
+        steps.append((*create, str(staging.work)))
+    python = str(staging.python)
+    first, second, text = install_commands(
+        choice,
+        python,
+        result.packages,
+        checked=checked,
+        sources=result.sources,
+        variant_index=variant_index,
+        hashes_file=hashes,
+        extras=_extras(requirements),
+        break_system_packages=target.kind == "system" and result.python.externally_managed,
+        files=files,
+        dependencies=dependencies,
+        reinstall=reinstall,
+    )
+    return text, [*steps, first, *([second] if second else [])]
+
+
+def _local_family_files(result: Plan, choice: InstallerChoice) -> dict[str, tuple[Path, str]]:
+    """The family's files that lie on this disk, with their listed sha256, for uv.
+
+    uv hashes a wheel it is asked to verify at a fraction of OpenSSL's speed (half a
+    second for torch's 190 MB here, most of a cold install's difference from bare uv), so
+    a local file is handed to uv as the exact file and torchup checks its sha256 with
+    hashlib while uv installs (:func:`_start_hash_check`). pip hashes with hashlib
+    itself: it keeps the pins and their hashes.
+    """
+    from torchup.index.urls import file_url_to_path
+
+    if choice.name != "uv":
+        return {}
+    return {
+        p.name: (file_url_to_path(p.dist.url.partition("#")[0]), p.sha256)
+        for p in result.packages
+        if p.dist is not None and p.sha256 and p.dist.url.startswith("file:")
+    }
+
+
+def _start_hash_check(
+    files: Mapping[str, tuple[Path, str]], env: Mapping[str, str]
+) -> Callable[[], str | None]:
+    """Hash ``files`` in a thread while the installer runs; the returned function waits
+    and says what does not match (``None`` when all do).
+
+    Safe to overlap because the installer writes only the staged environment: a file
+    whose bytes are not the listed ones is never run (verify waits for the answer) and
+    never committed. Digests are cached by size and mtime, like the pages.
+    """
+    if not files:
+        return lambda: None
+    import threading
+
+    from torchup._paths import cache_dir
+    from torchup.index.cache import FileHashCache
+
+    found: list[str | None] = []
+
+    def check() -> None:
+        cache = FileHashCache(cache_dir(env))
+        for path, listed in files.values():
+            try:
+                digest = cache.sha256(path)
+            except OSError as exc:
+                found.append(f"cannot read {path} to check its hash: {exc.strerror or exc}")
+                return
+            if digest != listed:
+                found.append(
+                    f"{path} does not match the index's hash: sha256 {digest}, the index "
+                    f"lists {listed} (the file changed after the index was written)"
+                )
+                return
+        found.append(None)
+
+    worker = threading.Thread(target=check, name="torchup-hash-check", daemon=True)
+    worker.start()
+
+    def wait() -> str | None:
+        worker.join()
+        return found[0] if found else "the hash check of the local files did not finish"
+
+    return wait
+
+
+def _stand_in_plan(
+    failed: Plan,
+    requirements: Sequence[str],
+    plan_kw: Mapping[str, Any],
+    env: Mapping[str, str],
+    cwd: Path,
+) -> Plan | str:
+    """The plan for the nearest Python the rejected wheels were built for, shown as
+    ``failed.python``'s; or why there is none."""
+    from dataclasses import replace
+
+    from torchup.choose import forcing
+    from torchup.choose.api import plan
+
+    py = failed.python
+    pretend = forcing.stand_in_tags(py.version, py.free_threaded, py.tags, failed.problems)
+    if pretend is None:
+        return (
+            "nothing fits this Python, and --force-incompatible has nothing to try: none of "
+            "the rejected files is a CPython wheel for this platform"
+        )
+    trial = plan(requirements, python=forcing.stand_in(py, pretend), env=env, cwd=cwd, **plan_kw)
+    if not trial.ok:
+        why = "; ".join(o.message for o in trial.problems) or "no files"
+        return f"nothing fits this Python, not even as Python {pretend.version} ({why})"
+    note = (
+        f"--force-incompatible: installing wheels built for {pretend.tag} into Python "
+        f"{py.version}; they are kept only if torch runs"
+    )
+    # no "install with" line: pip would refuse these files for this Python
+    return replace(trial, python=py, commands=(), warnings=(*trial.warnings, note))
+
+
+def _fetch_forced(
+    result: Plan, tmp: Path, env: Mapping[str, str], *, download: bool
+) -> tuple[dict[str, Path], list[str], tuple[ForcedWheel, ...]]:
+    """Download the plan's files (hash-checked), renamed for this Python where needed.
+
+    Returns the local file per package, the family's dependencies that apply to this
+    Python (from each file's ``Requires-Dist``), and what was forced. With ``download``
+    false (a dry run) nothing is fetched but metadata. Raises :class:`TorchupError`.
+    """
+    import zipfile
+
+    from packaging.markers import default_environment
+    from packaging.utils import parse_wheel_filename
+
+    from torchup._paths import cache_dir
+    from torchup.choose.family import FAMILY
+    from torchup.choose.forcing import ForcedWheel, retag, unloadable_modules
+    from torchup.index.client import IndexClient
+    from torchup.index.metadata import local_metadata, parse_metadata
+    from torchup.index.pages import DistFile
+
+    py = result.python
+    accepted = set(py.tags)
+    marker_env = {k: str(v) for k, v in default_environment().items()}
+    marker_env.update(py.markers, extra="")
+    folder = tmp / "wheels"
+    folder.mkdir()
+    sources = result.sources
+    every = [s.url for s in (*sources.index_urls(), *sources.find_links, sources.torch_index_url)]
+    files: dict[str, Path] = {}
+    deps: dict[str, None] = {}
+    forced: list[ForcedWheel] = []
+    with IndexClient(
+        cache_dir=cache_dir(env),
+        trusted_hosts=sources.trusted_hosts,
+        credentials=every,
+        verify=sources.cert.url if sources.cert else True,
+    ) as client:
+        for p in result.packages:
+            if not p.sha256:
+                raise TorchupError(
+                    f"{p.filename} has no sha256 on its index; --force-incompatible installs "
+                    "only files whose hash the index publishes"
+                )
+            tags = parse_wheel_filename(p.filename)[3]
+            fits = any(str(t) in accepted for t in tags)
+            name = p.filename if fits else retag(p.filename, py.tags)
+            path = folder / name
+            dist = p.dist or DistFile(filename=p.filename, url=p.url, index=p.index)
+            unloadable: list[str] = []
+            if download:
+                log.info("downloading %s", p.filename)
+                client.download(dist.url, path, sha256=p.sha256)
+                meta = parse_metadata(local_metadata(path, p.filename))  # checks the zip
+                with zipfile.ZipFile(path) as wheel:
+                    unloadable = unloadable_modules(wheel.namelist(), py.version, py.free_threaded)
+            else:  # a dry run: the metadata alone, as planning reads it
+                meta = client.get_metadata(dist)
+            for line in meta.get_all("Requires-Dist") or []:
+                req = Requirement(line)
+                if canonicalize_name(req.name) in FAMILY:
+                    continue
+                if req.marker is None or req.marker.evaluate(marker_env):
+                    req.marker = None
+                    deps[str(req)] = None
+            files[p.name] = path
+            if not fits:
+                forced.append(
+                    ForcedWheel(
+                        name=p.name,
+                        filename=p.filename,
+                        installed_as=name,
+                        built_for=", ".join(sorted({f"{t.interpreter}-{t.abi}" for t in tags})),
+                        unloadable=tuple(unloadable),
+                    )
+                )
+    return files, list(deps), tuple(forced)
+
+
+def _why_forced_failed(forced: Sequence[ForcedWheel], python: Any) -> str:
+    """The likely cause of a forced install's failure, from the files it installed."""
+    said = []
+    for f in forced:
+        if f.unloadable:
+            shown = ", ".join(f.unloadable[:2]) + (" ..." if len(f.unloadable) > 2 else "")
+            said.append(
+                f"{f.filename} is built for {f.built_for}: CPython {python.version} does not "
+                f"load its compiled modules ({shown}), it imports only modules named for "
+                "its own version, abi3 or bare .so"
+            )
+    return ("; forced: " + "; ".join(said)) if said else ""
+
+
+def _run_step(
+    argv: Sequence[str], env: Mapping[str, str], echo: bool, keep_fds: Sequence[int] = ()
+) -> str | None:
+    """Run one step; return what went wrong, or ``None``. ``keep_fds`` (the target's
+    lock) are inherited, so the lock stays held while the installer runs."""
+    from torchup.runner import stream
+
+    # uv refuses --verify-hashes alongside this variable; the hashes are not optional
+    env = {k: v for k, v in env.items() if k != "UV_NO_VERIFY_HASHES"}
+    try:
+        done = stream(argv, env=env, echo=echo, keep_fds=keep_fds)
+    except RunnerError as exc:
+        return exc.message
+    if done.returncode != 0:
+        # pip's "[notice] A new release of pip is available" is never the reason
+        said = [
+            ln.strip() for ln in done.stdout.splitlines() if ln.strip() and "[notice]" not in ln
+        ]
+        # the first error line and the first URL say what failed; the last lines, why
+        start = next((i for i, ln in enumerate(said) if ln.lower().startswith("error")), 0)
+        url = next((ln for ln in said[start:] if "://" in ln), None)
+        tail = list(dict.fromkeys([*said[start : start + 1], *([url] if url else []), *said[-3:]]))
+        shown = " / ".join(_URL_IN_TEXT.sub(lambda m: redact(m.group()), ln) for ln in tail)
+        if "No module named pip" in done.stdout:
+            shown += (
+                f" (this environment has no pip: pass --installer uv, or add pip with "
+                f"`{argv[0]} -m ensurepip`)"
+            )
+        return f"{Path(argv[0]).name} exited with status {done.returncode}: {shown}"
+    return None
+
+
+_URL_IN_TEXT = re.compile(r"[a-z][a-z0-9+.-]*://[^\s`'\"<>]+", re.IGNORECASE)
+
+
+def _instead(failed: Plan) -> str:
+    """What fits instead of a forced install, from the plan that did not fit."""
+    said = []
+    if failed.alternative_versions:
+        said.append(
+            f"versions that fit Python {failed.python.version}: "
+            + ", ".join(failed.alternative_versions[:3])
+        )
+    for alt in failed.alternative_pythons[:2]:
+        said.append(f"Python {alt.version} can install the request: {shlex.join(alt.command)}")
+    return ("; instead: " + "; ".join(said)) if said else ""
+
+
+def _relocated(report: Any, old: Path, new: Path, *, fixes: bool) -> Any:
+    """``report`` with the staging prefix ``old`` shown as the target's ``new``."""
+    from dataclasses import replace
+
+    def moved(text: str | None) -> str | None:
+        return None if text is None else text.replace(str(old), str(new))
+
+    checks = tuple(
+        replace(c, detail=moved(c.detail) or "", fix=moved(c.fix) if fixes else None)
+        for c in report.checks
+    )
+    return replace(report, python=moved(report.python), checks=checks)
+
+
+def apply_fix(
+    fix: Fix,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    echo: bool = False,
+) -> InstallResult:
+    """Apply a fix that :func:`torchup.doctor` found, with :func:`install` (all or
+    nothing: a failed install or verification leaves the environment as it was). Raises
+    :class:`UsageError` for a fix that is advice only."""
+    if not fix.automatic or fix.install is None:
+        raise UsageError(
+            f"{fix.command!r} is advice torchup does not apply itself",
+            hint="run it yourself if it is what you want",
+        )
+    kwargs = dict(fix.install)
+    requirements = kwargs.pop("requirements")
+    return install(requirements, env=env, cwd=cwd, echo=echo, **kwargs)

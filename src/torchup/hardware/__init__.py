@@ -1,0 +1,1 @@
+"""Detect the accelerator: the probe chain and pure parsers of vendor tool output."""
