@@ -37,10 +37,10 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from torchup.check import probe_source
 from torchup.check.doctor_checks import CHECKS, CUDA_LIBRARY, ordered, run_checks
 from torchup.check.doctor_facts import (
     Command,
@@ -211,13 +211,6 @@ def _fix_target(interp: Interpreter) -> Target:
 # --- what is installed (the doctor probe) ---------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _probe_source() -> str:
-    from torchup.check import probe_source
-
-    return probe_source("doctor_probe.py")
-
-
 def _read_site(exe: str, env: Mapping[str, str], cwd: str, pythonpath: Sequence[str]) -> SiteFacts:
     """Run the doctor probe in ``exe``. Raises :class:`InterpreterError` when it cannot."""
     marker = f"--torchup-{os.urandom(12).hex()}--"
@@ -225,7 +218,7 @@ def _read_site(exe: str, env: Mapping[str, str], cwd: str, pythonpath: Sequence[
     try:
         # A neutral working directory: the probe examines the user's one from ARGS.
         done = run(
-            [exe, "-c", _probe_source(), marker, args],
+            [exe, "-c", probe_source("doctor_probe.py"), marker, args],
             env=env,
             timeout=_PROBE_TIMEOUT,
             cwd=tempfile.gettempdir(),

@@ -35,7 +35,6 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -43,6 +42,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from torchup.check import probe_source
 from torchup.choose.companions import COMPANIONS, predicted
 from torchup.choose.variants import ArchEntry, runs_on
 from torchup.errors import InterpreterError, RunnerError
@@ -397,13 +397,6 @@ def companion_check(
 # --- running the probe ----------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _probe_source() -> str:
-    from torchup.check import probe_source
-
-    return probe_source("verify_probe.py")
-
-
 def _run_probe(
     python: str, env: Mapping[str, str], timeout: float, *, computations: bool = True
 ) -> dict[str, Any]:
@@ -414,7 +407,7 @@ def _run_probe(
     with tempfile.TemporaryDirectory(prefix="torchup-verify-") as tmp:
         progress = Path(tmp) / "progress.jsonl"
         mode = "compute" if computations else "imports-only"
-        cmd = [python, "-c", _probe_source(), marker, str(progress), mode]
+        cmd = [python, "-c", probe_source("verify_probe.py"), marker, str(progress), mode]
         try:
             # stdin="": a "python" that turns out to be interactive must not wait on it.
             done = run(cmd, env=env, timeout=timeout, cwd=tmp, check=False, stdin="")

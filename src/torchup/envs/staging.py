@@ -264,11 +264,11 @@ def _flock_or_wait_for_orphans(fd: int) -> None:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
             if not holder.isdigit() or _alive(int(holder)):
                 raise
-            deadline = deadline or time.monotonic() + _ORPHAN_WAIT
-            if time.monotonic() > deadline:
-                raise
-            if deadline - time.monotonic() > _ORPHAN_WAIT - 0.2:
+            if deadline is None:
+                deadline = time.monotonic() + _ORPHAN_WAIT
                 log.warning("waiting for what the killed torchup run %s left running", holder)
+            elif time.monotonic() > deadline:
+                raise
             time.sleep(0.2)
 
 
