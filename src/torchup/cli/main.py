@@ -12,8 +12,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from torchup import __version__
 from torchup.errors import TorchupError
@@ -39,6 +39,7 @@ def _index_url(value: str) -> str:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
+    """``--python`` and the output options, for the commands that target a Python."""
     parser.add_argument(
         "--python",
         metavar="SPEC",
@@ -46,11 +47,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="target Python: a version (3.10, 3.13t), an executable, a venv or conda "
         "prefix, or a conda env name (default: the active venv, ./.venv, or python3 on PATH)",
     )
+    _output_options(parser)
+
+
+def _output_options(
+    parser: argparse.ArgumentParser, *, quiet_help: str = "print only problems and warnings"
+) -> None:
+    """``--json``, ``-v``/``--verbose`` and ``-q``/``--quiet``, which every command takes."""
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (repeatable)")
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="print only problems and warnings"
-    )
+    parser.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
 
 
 class _UsageExit(Exception):
@@ -62,6 +68,10 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise _UsageExit(message, f"see `{self.prog} --help`")
+
+
+if TYPE_CHECKING:
+    _Subparsers = argparse._SubParsersAction[_Parser]
 
 
 class _Terminated(KeyboardInterrupt):
@@ -80,22 +90,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"torchup {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in _COMMAND_PARSERS:
+        add(sub)
+    return parser
 
+
+def _add_pythons_parser(sub: _Subparsers) -> None:
     p = sub.add_parser("pythons", help="list every Python on this machine and its wheel tags")
     _common(p)
     p.add_argument("--tags", action="store_true", help="also print each Python's wheel tags")
 
+
+def _add_detect_parser(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "detect", help="show the accelerator found (NVIDIA, AMD, Intel, Apple or none)"
     )
-    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="log more (repeatable)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only warnings")
+    _output_options(p, quiet_help="print only warnings")
 
+
+def _add_plan_parser(sub: _Subparsers) -> None:
     p = sub.add_parser("plan", help="choose the torch files for a Python, or explain why none fit")
     _common(p)
     _plan_options(p)
 
+
+def _add_install_parser(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "install", help="create or update an environment with a verified PyTorch, all or nothing"
     )
@@ -136,12 +155,16 @@ def _parser() -> argparse.ArgumentParser:
         "(repairs a damaged install; dependencies are left alone)",
     )
 
+
+def _add_verify_parser(sub: _Subparsers) -> None:
     p = sub.add_parser("verify", help="run torch in an environment and check it works here")
     _common(p)
     p.add_argument(
         "--venv", metavar="PATH", type=_given, help="the venv to check (instead of --python)"
     )
 
+
+def _add_doctor_parser(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "doctor", help="find out why an existing PyTorch setup is broken, and how to fix it"
     )
@@ -155,7 +178,18 @@ def _parser() -> argparse.ArgumentParser:
         help="after showing the fixes, apply the ones torchup can do safely: a reinstall "
         "through torchup install, undone if it fails (the others stay advice)",
     )
-    return parser
+
+
+#: One function per subcommand, in the order ``--help`` lists them; a new command is
+#: one more ``_add_<command>_parser`` here.
+_COMMAND_PARSERS: tuple[Callable[[_Subparsers], None], ...] = (
+    _add_pythons_parser,
+    _add_detect_parser,
+    _add_plan_parser,
+    _add_install_parser,
+    _add_verify_parser,
+    _add_doctor_parser,
+)
 
 
 def _plan_options(p: argparse.ArgumentParser) -> None:

@@ -228,6 +228,235 @@ def _which(name: str, env: Mapping[str, str]) -> str | None:
     return shutil.which(name, path=env.get("PATH", os.defpath))
 
 
+def _tool_runner(env: Mapping[str, str]) -> Run:
+    """Start the vendor tools with ``env``, bounded by :data:`_TOOL_TIMEOUT`."""
+
+    def run(cmd: Sequence[str]) -> Completed:
+        return _run(cmd, env=env, timeout=_TOOL_TIMEOUT, check=False)
+
+    return run
+
+
+def _read_overrides(env: Mapping[str, str]) -> tuple[list[str] | None, str | None]:
+    """``TORCHUP_GPU_ARCHS`` parsed and ``TORCHUP_CUDA_DRIVER_VERSION`` checked.
+
+    Raises :class:`UsageError` for a malformed value (the architectures are read first).
+    """
+    archs_text = env.get("TORCHUP_GPU_ARCHS")
+    archs = parse_gpu_archs(archs_text) if archs_text is not None else None
+    driver_env = env.get("TORCHUP_CUDA_DRIVER_VERSION", "").strip() or None
+    if driver_env is not None and not _DRIVER.match(driver_env):
+        raise UsageError(
+            f"TORCHUP_CUDA_DRIVER_VERSION={driver_env!r} is not a driver version",
+            hint="use the version nvidia-smi prints, e.g. TORCHUP_CUDA_DRIVER_VERSION=550.54.14",
+        )
+    return archs, driver_env
+
+
+def _override_gpus(archs: Sequence[str]) -> tuple[Gpu, ...]:
+    """The GPUs ``TORCHUP_GPU_ARCHS`` stands in for, one per architecture."""
+    if not archs:
+        return ()
+    vendor = "amd" if archs[0].startswith("gfx") else "nvidia"
+    return tuple(
+        Gpu(
+            vendor=vendor,
+            index=i,
+            name=f"GPU {i}",
+            arch=a,
+            memory_mib=None,
+            source="TORCHUP_GPU_ARCHS",
+        )
+        for i, a in enumerate(archs)
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Detection:
+    """What one :func:`detect` call probes with, and the steps and warnings it collects."""
+
+    env: Mapping[str, str]
+    root: Path
+    run: Run
+    libraries: tuple[str, ...]
+    system: str
+    machine: str
+    archs: list[str] | None
+    archs_text: str | None
+    driver_env: str | None
+    override_gpus: tuple[Gpu, ...]
+    chain: _Chain
+    visible: tuple[tuple[str, str], ...]
+    warnings: list[str]
+
+    def result(self, *, kind: Kind, source: str, **facts: Any) -> Accelerator:
+        """The answer, with every step and warning collected so far."""
+        return Accelerator(
+            kind=kind,
+            source=source,
+            steps=tuple(self.chain.steps),
+            warnings=tuple(self.warnings),
+            visible_devices=self.visible,
+            system=self.system,
+            **facts,
+        )
+
+
+def _probe_overrides(ctx: _Detection) -> Accelerator | None:
+    """Step 1: ``TORCHUP_GPU_ARCHS=none`` answers ``cpu``; other overrides are recorded."""
+    if ctx.archs == []:
+        ctx.chain.steps.append(Step(probe="TORCHUP_GPU_ARCHS", ok=True, detail="none"))
+        return ctx.result(kind="cpu", source="TORCHUP_GPU_ARCHS=none")
+    if ctx.override_gpus:
+        ctx.chain.steps.append(
+            Step(probe="TORCHUP_GPU_ARCHS", ok=True, detail=ctx.archs_text or "")
+        )
+    if ctx.driver_env:
+        ctx.chain.steps.append(
+            Step(probe="TORCHUP_CUDA_DRIVER_VERSION", ok=True, detail=ctx.driver_env)
+        )
+    return None
+
+
+def _nvidia_warnings(driver: str | None, gpus: tuple[Gpu, ...]) -> list[str]:
+    """What a CUDA answer could not check: an unknown driver, GPUs or architectures."""
+    warnings = []
+    if driver is None:
+        warnings.append(
+            "NVIDIA driver version unknown; CUDA builds are chosen as if the driver "
+            "were current (set TORCHUP_CUDA_DRIVER_VERSION to the run machine's)"
+        )
+    if not gpus:
+        warnings.append(
+            "no NVIDIA GPU listed; GPU architectures are not checked "
+            "(set TORCHUP_GPU_ARCHS, e.g. TORCHUP_GPU_ARCHS=8.6)"
+        )
+    elif any(g.arch is None for g in gpus):
+        warnings.append(
+            "compute capability unknown for "
+            + ", ".join(g.name for g in gpus if g.arch is None)
+            + " (found via "
+            + gpus[0].source
+            + "); set TORCHUP_GPU_ARCHS to check kernels"
+        )
+    return warnings
+
+
+def _probe_nvidia(ctx: _Detection) -> Accelerator | None:
+    """Step 2: NVIDIA (:func:`_nvidia_chain`), unless the override names AMD GPUs."""
+    override_gpus = ctx.override_gpus
+    if override_gpus and override_gpus[0].vendor != "nvidia":
+        return None
+    driver: str | None
+    driver_source: str | None
+    cuda: str | None
+    gpus: tuple[Gpu, ...]
+    if ctx.driver_env and override_gpus:
+        driver, driver_source, cuda, gpus = ctx.driver_env, "TORCHUP_CUDA_DRIVER_VERSION", None, ()
+    else:
+        smi = _which("nvidia-smi", ctx.env)
+        driver, driver_source, cuda, gpus = _nvidia_chain(
+            ctx.chain, ctx.root, ctx.run, ctx.libraries, smi
+        )
+        if ctx.driver_env:
+            driver, driver_source = ctx.driver_env, "TORCHUP_CUDA_DRIVER_VERSION"
+    if override_gpus:
+        gpus = override_gpus
+    if not (gpus or ctx.driver_env or override_gpus):
+        return None
+    ctx.warnings.extend(_nvidia_warnings(driver, gpus))
+    source = "TORCHUP_GPU_ARCHS" if override_gpus else (gpus[0].source if gpus else "")
+    return ctx.result(
+        kind="cuda",
+        source=source or driver_source or "TORCHUP_CUDA_DRIVER_VERSION",
+        gpus=tuple(gpus),
+        driver=driver,
+        driver_source=driver_source,
+        cuda=cuda,
+    )
+
+
+def _amd_gpus(ctx: _Detection) -> list[Gpu] | None:
+    """The override's AMD GPUs, else the first of KFD, ``rocm_agent_enumerator``, ``rocminfo``."""
+    amd: list[Gpu] | None = list(ctx.override_gpus) if ctx.override_gpus else None
+    if amd is None:
+        amd = ctx.chain.attempt("kfd", lambda: _amd.kfd_gpus(ctx.root))
+    for tool in ("rocm_agent_enumerator", "rocminfo"):
+        if amd is not None:
+            break
+        path = _which(tool, ctx.env)
+        if path is None:
+            ctx.chain.steps.append(Step(probe=tool, ok=False, detail="not found on PATH"))
+            continue
+        amd = ctx.chain.attempt(tool, functools.partial(_amd.tool_gpus, tool, path, ctx.run))
+    return amd
+
+
+def _apply_hsa_override(ctx: _Detection, amd: list[Gpu]) -> list[Gpu]:
+    """``amd`` as ROCm will run them under ``HSA_OVERRIDE_GFX_VERSION``, with a warning."""
+    override = _hsa_override(ctx.env)
+    if not override:
+        return amd
+    ctx.warnings.append(
+        f"HSA_OVERRIDE_GFX_VERSION={ctx.env['HSA_OVERRIDE_GFX_VERSION']} makes ROCm run "
+        f"every GPU as {override}; builds are checked for {override}"
+    )
+    return [
+        Gpu(
+            vendor=g.vendor,
+            index=g.index,
+            name=g.name,
+            arch=override,
+            memory_mib=g.memory_mib,
+            source=f"{g.source}, HSA_OVERRIDE_GFX_VERSION",
+        )
+        for g in amd
+    ]
+
+
+def _probe_amd(ctx: _Detection) -> Accelerator | None:
+    """Step 3: AMD GPUs (:func:`_amd_gpus`), with the ROCm version installed."""
+    amd = _amd_gpus(ctx)
+    if not amd:
+        return None
+    amd = _apply_hsa_override(ctx, amd)
+    rocm, rocm_source = _amd.rocm_version(ctx.root, _which("amd-smi", ctx.env), ctx.run)
+    return ctx.result(
+        kind="rocm",
+        source=amd[0].source,
+        gpus=tuple(amd),
+        rocm=rocm,
+        rocm_source=rocm_source,
+    )
+
+
+def _probe_intel(ctx: _Detection) -> Accelerator | None:
+    """Step 4: on Linux, a display device bound to i915/xe -> ``xpu``."""
+    if ctx.system != "linux":
+        return None
+    intel = ctx.chain.attempt("intel", lambda: _amd.intel_gpus(ctx.root))
+    if not intel:
+        return None
+    return ctx.result(kind="xpu", source=intel[0].source, gpus=tuple(intel))
+
+
+def _probe_apple(ctx: _Detection) -> Accelerator | None:
+    """Step 5: macOS on arm64 -> ``mps``."""
+    if ctx.system == "darwin" and ctx.machine == "arm64":
+        return ctx.result(kind="mps", source="macOS on arm64")
+    return None
+
+
+#: The chain :func:`detect` walks, in the module docstring's order; step 6 is ``cpu``.
+_PROBES: tuple[Callable[[_Detection], Accelerator | None], ...] = (
+    _probe_overrides,
+    _probe_nvidia,
+    _probe_amd,
+    _probe_intel,
+    _probe_apple,
+)
+
+
 def detect(
     *,
     env: Mapping[str, str] | None = None,
@@ -250,167 +479,30 @@ def detect(
         import platform
 
         machine = platform.machine()
-    if run is None:
-        run_env = env
-
-        def run(cmd: Sequence[str]) -> Completed:
-            return _run(cmd, env=run_env, timeout=_TOOL_TIMEOUT, check=False)
-
     libraries = (
         tuple(nvml_libraries)
         if nvml_libraries is not None
         else _nvidia.NVML_LIBRARIES.get(system, ())
     )
-    chain = _Chain()
     visible, warnings = _visible(env)
-    common: dict[str, Any] = {"visible_devices": visible, "system": system}
-
-    archs_text = env.get("TORCHUP_GPU_ARCHS")
-    archs = parse_gpu_archs(archs_text) if archs_text is not None else None
-    driver_env = env.get("TORCHUP_CUDA_DRIVER_VERSION", "").strip() or None
-    if driver_env is not None and not _DRIVER.match(driver_env):
-        raise UsageError(
-            f"TORCHUP_CUDA_DRIVER_VERSION={driver_env!r} is not a driver version",
-            hint="use the version nvidia-smi prints, e.g. TORCHUP_CUDA_DRIVER_VERSION=550.54.14",
-        )
-    if archs == []:
-        chain.steps.append(Step(probe="TORCHUP_GPU_ARCHS", ok=True, detail="none"))
-        return Accelerator(
-            kind="cpu",
-            source="TORCHUP_GPU_ARCHS=none",
-            steps=tuple(chain.steps),
-            warnings=tuple(warnings),
-            **common,
-        )
-    override_gpus: tuple[Gpu, ...] = ()
-    if archs:
-        vendor = "amd" if archs[0].startswith("gfx") else "nvidia"
-        override_gpus = tuple(
-            Gpu(
-                vendor=vendor,
-                index=i,
-                name=f"GPU {i}",
-                arch=a,
-                memory_mib=None,
-                source="TORCHUP_GPU_ARCHS",
-            )
-            for i, a in enumerate(archs)
-        )
-        chain.steps.append(Step(probe="TORCHUP_GPU_ARCHS", ok=True, detail=archs_text or ""))
-    if driver_env:
-        chain.steps.append(Step(probe="TORCHUP_CUDA_DRIVER_VERSION", ok=True, detail=driver_env))
-
-    # NVIDIA, unless the override names AMD GPUs
-    if not override_gpus or override_gpus[0].vendor == "nvidia":
-        driver: str | None
-        driver_source: str | None
-        cuda: str | None
-        gpus: tuple[Gpu, ...]
-        if driver_env and override_gpus:
-            driver, driver_source, cuda, gpus = driver_env, "TORCHUP_CUDA_DRIVER_VERSION", None, ()
-        else:
-            smi = _which("nvidia-smi", env)
-            driver, driver_source, cuda, gpus = _nvidia_chain(chain, root, run, libraries, smi)
-            if driver_env:
-                driver, driver_source = driver_env, "TORCHUP_CUDA_DRIVER_VERSION"
-        if override_gpus:
-            gpus = override_gpus
-        if gpus or driver_env or override_gpus:
-            if driver is None:
-                warnings.append(
-                    "NVIDIA driver version unknown; CUDA builds are chosen as if the driver "
-                    "were current (set TORCHUP_CUDA_DRIVER_VERSION to the run machine's)"
-                )
-            if not gpus:
-                warnings.append(
-                    "no NVIDIA GPU listed; GPU architectures are not checked "
-                    "(set TORCHUP_GPU_ARCHS, e.g. TORCHUP_GPU_ARCHS=8.6)"
-                )
-            elif any(g.arch is None for g in gpus):
-                warnings.append(
-                    "compute capability unknown for "
-                    + ", ".join(g.name for g in gpus if g.arch is None)
-                    + " (found via "
-                    + gpus[0].source
-                    + "); set TORCHUP_GPU_ARCHS to check kernels"
-                )
-            source = "TORCHUP_GPU_ARCHS" if override_gpus else (gpus[0].source if gpus else "")
-            return Accelerator(
-                kind="cuda",
-                source=source or driver_source or "TORCHUP_CUDA_DRIVER_VERSION",
-                gpus=tuple(gpus),
-                driver=driver,
-                driver_source=driver_source,
-                cuda=cuda,
-                steps=tuple(chain.steps),
-                warnings=tuple(warnings),
-                **common,
-            )
-
-    # AMD
-    amd: list[Gpu] | None = list(override_gpus) if override_gpus else None
-    if amd is None:
-        amd = chain.attempt("kfd", lambda: _amd.kfd_gpus(root))
-    for tool in ("rocm_agent_enumerator", "rocminfo"):
-        if amd is not None:
-            break
-        path = _which(tool, env)
-        if path is None:
-            chain.steps.append(Step(probe=tool, ok=False, detail="not found on PATH"))
-            continue
-        amd = chain.attempt(tool, functools.partial(_amd.tool_gpus, tool, path, run))
-    if amd:
-        override = _hsa_override(env)
-        if override:
-            warnings.append(
-                f"HSA_OVERRIDE_GFX_VERSION={env['HSA_OVERRIDE_GFX_VERSION']} makes ROCm run "
-                f"every GPU as {override}; builds are checked for {override}"
-            )
-            amd = [
-                Gpu(
-                    vendor=g.vendor,
-                    index=g.index,
-                    name=g.name,
-                    arch=override,
-                    memory_mib=g.memory_mib,
-                    source=f"{g.source}, HSA_OVERRIDE_GFX_VERSION",
-                )
-                for g in amd
-            ]
-        rocm, rocm_source = _amd.rocm_version(root, _which("amd-smi", env), run)
-        return Accelerator(
-            kind="rocm",
-            source=amd[0].source,
-            gpus=tuple(amd),
-            rocm=rocm,
-            rocm_source=rocm_source,
-            steps=tuple(chain.steps),
-            warnings=tuple(warnings),
-            **common,
-        )
-
-    intel = chain.attempt("intel", lambda: _amd.intel_gpus(root)) if system == "linux" else None
-    if intel:
-        return Accelerator(
-            kind="xpu",
-            source=intel[0].source,
-            gpus=tuple(intel),
-            steps=tuple(chain.steps),
-            warnings=tuple(warnings),
-            **common,
-        )
-    if system == "darwin" and machine == "arm64":
-        return Accelerator(
-            kind="mps",
-            source="macOS on arm64",
-            steps=tuple(chain.steps),
-            warnings=tuple(warnings),
-            **common,
-        )
-    return Accelerator(
-        kind="cpu",
-        source="no GPU found",
-        steps=tuple(chain.steps),
-        warnings=tuple(warnings),
-        **common,
+    archs, driver_env = _read_overrides(env)
+    detection = _Detection(
+        env=env,
+        root=root,
+        run=_tool_runner(env) if run is None else run,
+        libraries=libraries,
+        system=system,
+        machine=machine,
+        archs=archs,
+        archs_text=env.get("TORCHUP_GPU_ARCHS"),
+        driver_env=driver_env,
+        override_gpus=_override_gpus(archs or ()),
+        chain=_Chain(),
+        visible=visible,
+        warnings=warnings,
     )
+    for probe in _PROBES:
+        found = probe(detection)
+        if found is not None:
+            return found
+    return detection.result(kind="cpu", source="no GPU found")
