@@ -20,9 +20,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("torchup.errors", "torchup._paths", "torchup.runner"),
     ("torchup.interpreters",),
     ("torchup.hardware",),
+    ("torchup.profiles",),
     ("torchup.index",),
     ("torchup.choose",),
     ("torchup.check",),
+    ("torchup.export",),
     ("torchup.envs",),
     ("torchup.render",),
     ("torchup.cli", "torchup.__main__", "torchup"),
@@ -34,6 +36,7 @@ SCRIPTS = (
     "torchup.check.verify_probe",
     "torchup.check.doctor_probe",
     "torchup.check.probe_helpers",
+    "torchup.profiles.node_probe",
 )
 HELPERS = "torchup.check.probe_helpers"
 
@@ -143,8 +146,11 @@ def test_the_cycle_finder_finds_a_circle() -> None:
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_the_in_target_scripts_import_only_the_standard_library(script: str) -> None:
     """(The two check probes name the shared helpers for type checkers only, under
-    ``if MYPY:``; torchup sends the helpers' text ahead of theirs.)"""
+    ``if MYPY:``; torchup sends the helpers' text ahead of theirs, and the interpreter
+    probe's ahead of the profile probe's.)"""
     allowed = {HELPERS} if script.startswith("torchup.check.") and script != HELPERS else set()
+    if script == "torchup.profiles.node_probe":
+        allowed = {"torchup.interpreters.probe"}
     assert GRAPH[script] <= allowed, f"{script} imports {GRAPH[script] - allowed}"
 
 
@@ -177,3 +183,38 @@ def test_public_functions_are_not_shadowed_by_modules() -> None:
     for name in ("plan", "pythons", "detect", "install", "verify", "doctor"):
         assert callable(getattr(torchup, name)), name
         assert f"torchup.{name}" not in MODULES, name
+
+
+# STYLE: split a function before ~80 lines, a module before ~600; a class that grew
+# past 200 lines is several responsibilities under one name
+LONGEST = {ast.FunctionDef: 80, ast.AsyncFunctionDef: 80, ast.ClassDef: 200}
+LONGEST_MODULE = 700
+
+
+def too_long(source: str) -> list[tuple[str, int]]:
+    """Each function or class in ``source`` longer than its limit, with its length
+    (from ``def``/``class`` to its last line; decorators and the docstring count)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        limit = LONGEST.get(type(node))
+        if limit is not None:
+            assert isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            if length > limit:
+                found.append((node.name, length))
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_function_over_80_lines_and_no_class_over_200(module: str) -> None:
+    source = MODULES[module].read_text(encoding="utf-8")
+    assert too_long(source) == [], f"{module}: split these along their steps"
+    assert source.count("\n") <= LONGEST_MODULE, f"{module} is over {LONGEST_MODULE} lines"
+
+
+def test_the_length_check_counts_lines() -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(80))
+    assert too_long(f"def f():\n{body}\n") == [("f", 81)]
+    assert too_long(f"def f():\n{body[: body.rindex(chr(10))]}\n") == []
+    method = "\n".join(f"    def m{i}(self):\n        pass" for i in range(101))
+    assert too_long(f"class C:\n{method}\n") == [("C", 203)]

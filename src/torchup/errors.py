@@ -91,3 +91,8 @@ class IndexFetchError(TorchupError):
         #: false when another reader may well succeed: refused credentials (an
         #: installer may have its own, from netrc or a keyring) or an offline cache miss
         self.lasting = lasting
+
+
+class ProfileError(UsageError):
+    """A machine profile (``--for FILE``) or the ``--platform`` flags describing one
+    cannot be used: not JSON, from a newer torchup, missing facts, or malformed."""
