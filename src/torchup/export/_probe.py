@@ -1,0 +1,79 @@
+"""Is a file still where a lock says, and how big is it? Reads headers only.
+
+A streamed GET whose body is never read (some file hosts answer HEAD differently from
+GET), through :class:`~torchup.index.http.HttpSession` with the plan's credentials for
+their hosts; a ``file://`` URL or a local path is looked at on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+from torchup.errors import TorchupError
+from torchup.index.pages import redact
+
+if TYPE_CHECKING:
+    from torchup.index.http import HttpSession
+    from torchup.index.sources import Sources
+
+__all__ = ["probe_all", "session_for"]
+
+
+def _local_path(url: str) -> Path | None:
+    if url.startswith("file:"):
+        return Path(unquote(urlsplit(url).path))
+    if "://" not in url:
+        return Path(url)
+    return None
+
+
+def session_for(sources: Sources | None) -> HttpSession:
+    """A session that sends the plan's credentials to their hosts (the lock has none)."""
+    from torchup.index.http import HttpSession
+
+    if sources is None:
+        return HttpSession()
+    session = HttpSession(
+        trusted_hosts=sources.trusted_hosts, verify=sources.cert.url if sources.cert else True
+    )
+    for src in (*sources.index_urls(), *sources.find_links, sources.torch_index_url):
+        session.remember(src.url)
+    return session
+
+
+def _probe(session: HttpSession, url: str) -> tuple[int | None, str]:
+    """``(size, "")`` for a file that is there, ``(None, why)`` for one that is not.
+
+    Only the response's headers are read (a streamed GET, closed at once): some file
+    hosts answer HEAD differently from GET, and a wheel is never downloaded."""
+    path = _local_path(url)
+    if path is not None:
+        try:
+            return path.stat().st_size, ""
+        except OSError as exc:
+            return None, f"{path}: {exc.strerror or exc}"
+    try:
+        response, _final = session.send(url, {"Accept-Encoding": "identity"})
+    except TorchupError as exc:
+        return None, exc.message
+    try:
+        if response.status_code != 200:
+            return None, f"HTTP {response.status_code} from {redact(url)}"
+        length = response.headers.get("content-length")
+        if length is None or not length.isdigit():
+            return None, f"{redact(url)} gives no Content-Length"
+        return int(length), ""
+    finally:
+        response.close()
+
+
+def probe_all(session: HttpSession, urls: Sequence[str]) -> list[tuple[int | None, str]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not urls:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:
+        return list(pool.map(lambda u: _probe(session, u), urls))
