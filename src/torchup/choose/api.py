@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -200,8 +200,6 @@ def _plain_builds_only(outcomes: Sequence[Outcome], got: _Gathered, variant: str
     """Say why a family member has "no files" when pip's sources do list it: only its
     plain builds are there (a plain build is not a ``variant`` build, so it was not read
     as a candidate at all)."""
-    from dataclasses import replace
-
     out = []
     for o in outcomes:
         name = canonicalize_name(o.requirement.name)
@@ -243,25 +241,26 @@ def _metadata_lookup(client: IndexClient) -> MetadataLookup:
 
 
 def _alternatives(
+    res: _Resolved,
     *,
     reqs: Sequence[Requirement],
-    cands: Mapping[NormalizedName, list[Candidate]],
     target: Interpreter,
-    rule: VariantRule,
-    metadata: MetadataLookup,
-    torch_root: str | None,
     sources: Sources,
-    found: Sequence[Interpreter],
+    found: Callable[[], list[Interpreter]],
 ) -> list[AltPython]:
-    """Other Pythons on this machine for which the same request resolves."""
+    """When the request does not fit ``target``, the other Pythons on this machine for
+    which it resolves (``found`` lists them, and is only called then)."""
+    if all(o.ok for o in res.outcomes):
+        return []
+    torch_root = sources.torch_index_url.url.rstrip("/") if res.variant_backend else None
     alts: list[AltPython] = []
     seen: set[tuple[str, bool]] = set()
-    for py in found:
+    for py in found():
         if py.error or not py.tags or py.executable == target.executable:
             continue
         if py.externally_managed:
             continue  # its pip refuses to install (PEP 668); suggesting it would mislead
-        outcomes = resolve_family(reqs, cands, py, rule, metadata)
+        outcomes = resolve_family(reqs, res.cands, py, res.rule, res.metadata)
         if not outcomes or not all(o.ok for o in outcomes):
             continue
         key = (py.version, py.free_threaded)
@@ -290,6 +289,42 @@ def _alternatives(
     return alts
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Choice:
+    """The backend asked for and chosen so far (``hardware``: a GPU's builds to pick from)."""
+
+    name: str
+    origin: str
+    backend: Backend
+    accel: Accelerator | None
+    hardware: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Read:
+    """The pages read, the choice and sources they leave, and what to say about them."""
+
+    got: _Gathered
+    projects: Sequence[NormalizedName]
+    choice: _Choice
+    sources: Sources
+    unreadable: str | None
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Resolved:
+    """The candidates, the outcomes, the backend they settle on and (GPU) why."""
+
+    backend: Backend
+    cands: dict[NormalizedName, list[Candidate]]
+    metadata: MetadataLookup
+    rule: VariantRule
+    outcomes: list[Outcome]
+    hw: HardwareChoice | None
+    variant_backend: bool
+
+
 def plan(
     requirements: Sequence[str] = ("torch",),
     *,
@@ -316,14 +351,97 @@ def plan(
     a keystroke from a PyTorch package's (``troch``) is a :class:`UsageError` unless
     ``allow_names`` has it (:mod:`torchup.choose.names`).
     """
-    from torchup._paths import cache_dir
-    from torchup.index.client import IndexClient
-
     env = dict(os.environ) if env is None else env
     reqs = parse_requirements(requirements, allow_names)
     # Discovery runs at most once: for a version SPEC, and for the other Pythons that
     # could install a request that does not fit this one.
     everything = cache(lambda: discover(env=env, cwd=cwd))
+    py = _interpreter(python, env=env, cwd=cwd, everything=everything)
+    sources = pip_sources(
+        env=env,
+        prefix=py.prefix or None,
+        overrides={
+            "index_url": index_url,
+            "extra_index_urls": tuple(extra_index_urls),
+            "find_links": tuple(find_links),
+            "torch_index_url": torch_index_url,
+        },
+    )
+    first = _choose_backend(backend, accelerator, env=env, py=py)
+    projects = list(dict.fromkeys(canonicalize_name(r.name) for r in reqs))
+    with _index_client(sources, env=env, offline=offline) as client:
+        read = _read_sources(client, sources, first, projects, offline=offline)
+        res = _resolve(client, read, reqs, py)
+        alts = _alternatives(res, reqs=reqs, target=py, sources=read.sources, found=everything)
+        fallback = None
+        if read.unreadable is not None:
+            fallback = _pypi_fallback(read.unreadable, res.outcomes, res.metadata, first.accel, py)
+    return _assemble(
+        py=py, reqs=reqs, accel=first.accel, read=read, res=res, alts=alts, fallback=fallback
+    )
+
+
+def _index_client(sources: Sources, *, env: Mapping[str, str], offline: bool) -> IndexClient:
+    """The client every page is read with: torchup's cache, pip's trusted hosts and CA."""
+    from torchup._paths import cache_dir
+    from torchup.index.client import IndexClient
+
+    return IndexClient(
+        cache_dir=cache_dir(env),
+        offline=offline,
+        trusted_hosts=sources.trusted_hosts,
+        # pip's own CA bundle setting (cert / PIP_CERT), so torchup trusts what pip trusts
+        verify=sources.cert.url if sources.cert else True,
+    )
+
+
+def _assemble(
+    *,
+    py: Interpreter,
+    reqs: Sequence[Requirement],
+    accel: Accelerator | None,
+    read: _Read,
+    res: _Resolved,
+    alts: list[AltPython],
+    fallback: PypiFallback | None,
+) -> Plan:
+    """The plan: the resolved outcomes with the index to install them from, the other
+    Pythons, and every warning (the PyPI fallback's first)."""
+    sources, chosen = read.sources, res.backend
+    root = sources.torch_index_url.url.rstrip("/")
+    variant_index = f"{root}/{chosen.variant}" if chosen.variant is not None else None
+    warnings = [
+        *(accel.warnings if accel is not None else ()),
+        *read.warnings,
+        *(res.hw.warnings if res.hw is not None else ()),
+    ]
+    if fallback is not None:
+        warnings.insert(0, _fallback_warning(fallback))
+    return build_plan(
+        fallback=fallback,
+        python=py,
+        backend=chosen,
+        sources=sources,
+        requirements=reqs,
+        outcomes=res.outcomes,
+        variant_index=variant_index,
+        alternative_pythons=alts,
+        warnings=warnings,
+        accelerator=accel,
+        release=res.hw.release if res.hw is not None else None,
+        verdicts=res.hw.verdicts if res.hw is not None else (),
+    )
+
+
+def _interpreter(
+    python: str | Interpreter | None,
+    *,
+    env: Mapping[str, str],
+    cwd: Path | None,
+    everything: Callable[[], list[Interpreter]],
+) -> Interpreter:
+    """The Python to plan for: ``python`` itself, the one its SPEC selects, or the
+    default; raise :class:`InterpreterError` when it cannot be used."""
     if isinstance(python, Interpreter):
         py = python
     elif python:
@@ -337,16 +455,14 @@ def plan(
             f"{py.executable} cannot be used: {py.error}",
             hint="pick another one with --python; `torchup pythons` lists them",
         )
-    sources = pip_sources(
-        env=env,
-        prefix=py.prefix or None,
-        overrides={
-            "index_url": index_url,
-            "extra_index_urls": tuple(extra_index_urls),
-            "find_links": tuple(find_links),
-            "torch_index_url": torch_index_url,
-        },
-    )
+    return py
+
+
+def _choose_backend(
+    backend: str | None, accelerator: Accelerator | None, *, env: Mapping[str, str], py: Interpreter
+) -> _Choice:
+    """The backend asked for and what it means here (``auto`` detects the accelerator
+    unless given one); raise :class:`UsageError` for ``mps`` off Apple silicon."""
     name, origin = requested_backend(backend, env)
     on_apple = (
         py.markers.get("sys_platform") == "darwin" and py.markers.get("platform_machine") == "arm64"
@@ -370,128 +486,128 @@ def plan(
             f"{py.markers.get('platform_machine')}",
             hint="use --backend auto, cpu, cuXYZ, rocmX.Y or xpu here",
         )
-    warnings: list[str] = list(accel.warnings) if accel is not None else []
-    projects = list(dict.fromkeys(canonicalize_name(r.name) for r in reqs))
+    return _Choice(name=name, origin=origin, backend=chosen, accel=accel, hardware=hardware)
 
-    with IndexClient(
-        cache_dir=cache_dir(env),
-        offline=offline,
-        trusted_hosts=sources.trusted_hosts,
-        # pip's own CA bundle setting (cert / PIP_CERT), so torchup trusts what pip trusts
-        verify=sources.cert.url if sources.cert else True,
-    ) as client:
-        variants: list[str] = [chosen.variant] if chosen.variant else []
-        root_error: str | None = None
-        if hardware and accel is not None:
-            try:
-                offered = client.variants(sources.torch_index_url.url)
-            except TorchupError as exc:
-                offered, root_error = (), exc.message
-            variants = [v for v in offered if kind_of(v) == accel.kind]
-            variants.append("cpu")
-        got = _gather(client, sources, variants if root_error is None else [], projects)
-        if root_error is not None:
-            got.torch_index_errors.append(root_error)
-        reachable = any(got.torch_index.get(p) for p in projects) or not got.torch_index_errors
-        unreadable: str | None = None  # why auto fell back to PyPI's build
-        if (hardware or chosen.variant is not None) and not reachable:
-            why = got.torch_index_errors[0]
-            if name == "auto":
-                unreadable = why
-                chosen = Backend(
-                    name="pypi", variant=None, source=f"{origin}: auto, PyTorch index unreachable"
-                )
-                hardware = False
-            else:
-                warnings.append(
-                    f"the PyTorch index could not be read ({why}); using pip's sources only"
-                )
-        if (
-            chosen.variant is not None
-            and not hardware
-            and reachable
-            and not any(got.torch_index.get(p) for p in projects)
-        ):
-            warnings.append(_offered(client, sources, chosen.variant))
-        warnings += [f"skipped a source: {e}" for e in got.pip_errors]
-        sources = sources.without(got.unread)  # not handed to the installer either
-        if reachable:
-            warnings += [f"the PyTorch index: {e}" for e in got.torch_index_errors]
-        if offline and got.oldest_cache_age is not None:
-            warnings.append(
-                f"offline: planned from cached pages up to {_age(got.oldest_cache_age)} old"
-            )
 
-        variant_backend = hardware or chosen.variant is not None
-        cands = {
-            p: _candidates(
-                got,
-                p,
-                torch_index=variant_backend,
-                labelled_only=variant_backend and chosen.name != "mps",
-            )
-            for p in projects
-        }
-        metadata = _metadata_lookup(client)
-        hw: HardwareChoice | None = None
-        if hardware and accel is not None:
-            hw = resolve_on_hardware(reqs, cands, py, accel, metadata)
-            rule = hw.rule
-            outcomes = hw.outcomes
-            warnings += hw.warnings
-            picked = hw.variant or ("cpu" if hw.fell_back_to_cpu else None)
+def _read_pages(
+    client: IndexClient, sources: Sources, choice: _Choice, projects: Sequence[str]
+) -> _Gathered:
+    """Read the pages ``choice`` needs: on a GPU, every variant directory the PyTorch
+    index offers for its kind, and cpu; otherwise the chosen variant's (if any)."""
+    variants: list[str] = [choice.backend.variant] if choice.backend.variant else []
+    root_error: str | None = None
+    if choice.hardware and choice.accel is not None:
+        try:
+            offered = client.variants(sources.torch_index_url.url)
+        except TorchupError as exc:
+            offered, root_error = (), exc.message
+        variants = [v for v in offered if kind_of(v) == choice.accel.kind]
+        variants.append("cpu")
+    got = _gather(client, sources, variants if root_error is None else [], projects)
+    if root_error is not None:
+        got.torch_index_errors.append(root_error)
+    return got
+
+
+def _read_sources(
+    client: IndexClient,
+    sources: Sources,
+    choice: _Choice,
+    projects: Sequence[NormalizedName],
+    *,
+    offline: bool,
+) -> _Read:
+    """Read the pages (:func:`_read_pages`) and take stock: when a variant was wanted
+    and the PyTorch index could not be read, auto falls back to pip's sources and an
+    explicit backend warns; the sources that could not be read are dropped."""
+    got = _read_pages(client, sources, choice, projects)
+    chosen, hardware = choice.backend, choice.hardware
+    warnings: list[str] = []
+    reachable = any(got.torch_index.get(p) for p in projects) or not got.torch_index_errors
+    unreadable: str | None = None  # why auto fell back to PyPI's build
+    if (hardware or chosen.variant is not None) and not reachable:
+        why = got.torch_index_errors[0]
+        if choice.name == "auto":
+            unreadable = why
             chosen = Backend(
-                name=picked or accel.kind,
-                variant=picked,
-                source=f"{origin}: auto, {accel.describe()}",
+                name="pypi",
+                variant=None,
+                source=f"{choice.origin}: auto, PyTorch index unreachable",
             )
+            hardware = False
         else:
-            rule = variant_rule(chosen)
-            outcomes = resolve_family(reqs, cands, py, rule, metadata)
-        if variant_backend and chosen.variant is not None:
-            outcomes = _plain_builds_only(outcomes, got, chosen.variant)
-        if not outcomes:
-            raise TorchupError(
-                f"no requirement applies to Python {py.version}: their markers exclude it",
-                hint="check the markers, or pick another Python with --python",
+            warnings.append(
+                f"the PyTorch index could not be read ({why}); using pip's sources only"
             )
-        variant_index = (
-            f"{sources.torch_index_url.url.rstrip('/')}/{chosen.variant}"
-            if chosen.variant is not None
-            else None
+    if (
+        chosen.variant is not None
+        and not hardware
+        and reachable
+        and not any(got.torch_index.get(p) for p in projects)
+    ):
+        warnings.append(_offered(client, sources, chosen.variant))
+    warnings += [f"skipped a source: {e}" for e in got.pip_errors]
+    sources = sources.without(got.unread)  # not handed to the installer either
+    if reachable:
+        warnings += [f"the PyTorch index: {e}" for e in got.torch_index_errors]
+    if offline and got.oldest_cache_age is not None:
+        warnings.append(
+            f"offline: planned from cached pages up to {_age(got.oldest_cache_age)} old"
         )
-        alts: list[AltPython] = []
-        if not all(o.ok for o in outcomes):
-            alts = _alternatives(
-                reqs=reqs,
-                cands=cands,
-                target=py,
-                rule=rule,
-                metadata=metadata,
-                torch_root=(sources.torch_index_url.url.rstrip("/") if variant_backend else None),
-                sources=sources,
-                found=everything(),
-            )
-        fallback = (
-            _pypi_fallback(unreadable, outcomes, metadata, accel, py)
-            if unreadable is not None
-            else None
-        )
-        if fallback is not None:
-            warnings.insert(0, _fallback_warning(fallback))
-    return build_plan(
-        fallback=fallback,
-        python=py,
-        backend=chosen,
+    return _Read(
+        got=got,
+        projects=projects,
+        choice=replace(choice, backend=chosen, hardware=hardware),
         sources=sources,
-        requirements=reqs,
+        unreadable=unreadable,
+        warnings=tuple(warnings),
+    )
+
+
+def _resolve(
+    client: IndexClient, read: _Read, reqs: Sequence[Requirement], py: Interpreter
+) -> _Resolved:
+    """Resolve the request from the pages read: on a GPU, the newest build that runs
+    on it (which settles the backend); otherwise under the chosen backend's rule.
+    Raise :class:`TorchupError` when the markers exclude every requirement."""
+    choice, got, projects = read.choice, read.got, read.projects
+    chosen, accel = choice.backend, choice.accel
+    variant_backend = choice.hardware or chosen.variant is not None
+    labelled = variant_backend and chosen.name != "mps"
+    cands = {
+        p: _candidates(got, p, torch_index=variant_backend, labelled_only=labelled)
+        for p in projects
+    }
+    metadata = _metadata_lookup(client)
+    hw: HardwareChoice | None = None
+    if choice.hardware and accel is not None:
+        hw = resolve_on_hardware(reqs, cands, py, accel, metadata)
+        rule = hw.rule
+        outcomes = hw.outcomes
+        picked = hw.variant or ("cpu" if hw.fell_back_to_cpu else None)
+        chosen = Backend(
+            name=picked or accel.kind,
+            variant=picked,
+            source=f"{choice.origin}: auto, {accel.describe()}",
+        )
+    else:
+        rule = variant_rule(chosen)
+        outcomes = resolve_family(reqs, cands, py, rule, metadata)
+    if variant_backend and chosen.variant is not None:
+        outcomes = _plain_builds_only(outcomes, got, chosen.variant)
+    if not outcomes:
+        raise TorchupError(
+            f"no requirement applies to Python {py.version}: their markers exclude it",
+            hint="check the markers, or pick another Python with --python",
+        )
+    return _Resolved(
+        backend=chosen,
+        cands=cands,
+        metadata=metadata,
+        rule=rule,
         outcomes=outcomes,
-        variant_index=variant_index,
-        alternative_pythons=alts,
-        warnings=warnings,
-        accelerator=accel,
-        release=hw.release if hw is not None else None,
-        verdicts=hw.verdicts if hw is not None else (),
+        hw=hw,
+        variant_backend=variant_backend,
     )
 
 

@@ -41,6 +41,8 @@ from torchup.choose.variants import (
 from torchup.interpreters.discover import Interpreter
 
 if TYPE_CHECKING:
+    from packaging.specifiers import SpecifierSet
+
     from torchup.hardware.accelerators import Accelerator
 
 __all__ = [
@@ -232,6 +234,22 @@ def _cpu_rule(cand: Candidate) -> str | None:
     return None if cand.variant in ("cpu", None) else f"{cand.variant}: not the CPU build"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Search:
+    """What every step of :func:`resolve_on_hardware` reads: its arguments, the
+    interpreter's arch-table platform and tags, torch's pool and the torch specifier."""
+
+    reqs: Sequence[Requirement]
+    cands: Pools
+    py: Interpreter
+    accel: Accelerator
+    metadata: MetadataLookup
+    platform: str
+    target: TargetTags
+    torch_pool: Sequence[Candidate]
+    spec: SpecifierSet | None
+
+
 def resolve_on_hardware(
     reqs: Sequence[Requirement],
     cands: Pools,
@@ -247,60 +265,34 @@ def resolve_on_hardware(
     oldest torch that has kernels for these GPUs.
     """
     platform = platform_key(py.markers)
-    target = target_tags(py.tags, py.version)
-    torch_pool = cands.get(TORCH, [])
     torch_req = next((r for r in reqs if canonicalize_name(r.name) == TORCH), None)
-    spec = torch_req.specifier if torch_req is not None else None
-
-    def requested(c: Candidate) -> bool:
-        return spec is None or spec.contains(c.version, prereleases=None)
-
-    def done(outcomes: list[Outcome], rule: VariantRule, warnings: Sequence[str]) -> HardwareChoice:
-        torch = _torch_choice(outcomes)
-        release = public(torch.version) if torch is not None else _newest_requested()
-        verdicts = _verdicts(release, torch_pool, target, accel, platform)
-        return HardwareChoice(
-            outcomes=outcomes,
-            variant=torch.variant if torch is not None and all(o.ok for o in outcomes) else None,
-            rule=rule,
-            release=str(release) if release is not None else None,
-            verdicts=verdicts,
-            warnings=tuple(warnings),
-        )
-
-    def _newest_requested() -> Version | None:
-        versions = [public(c.version) for c in torch_pool if requested(c) and fits(c, target)]
-        return max(versions, default=None)
-
+    s = _Search(
+        reqs=reqs,
+        cands=cands,
+        py=py,
+        accel=accel,
+        metadata=metadata,
+        platform=platform,
+        target=target_tags(py.tags, py.version),
+        torch_pool=cands.get(TORCH, []),
+        spec=torch_req.specifier if torch_req is not None else None,
+    )
     strict = hardware_rule(accel, platform)
     outcomes = _with_companions(reqs, cands, py, strict, metadata)
     lenient = hardware_rule(accel, platform, allow_minor_compat=True)
     if all(o.ok for o in outcomes):
-        return done(
-            outcomes, strict, _newer_through_minor_compat(outcomes, cands, py, lenient, accel)
+        return _done(
+            s, outcomes, strict, _newer_through_minor_compat(outcomes, cands, py, lenient, accel)
         )
     relaxed = _with_companions(reqs, cands, py, lenient, metadata)
     if all(o.ok for o in relaxed):
-        torch = _torch_choice(relaxed)
-        assert torch is not None
-        floors = driver_floors(torch.variant or "", accel.system)
-        need = f" {floors.strict}" if floors and floors.strict else " its toolkit's minimum"
-        return done(
-            relaxed,
-            lenient,
-            (
-                f"no build meets its strict driver minimum; torch {torch.version} needs driver"
-                f"{need} and runs on driver {accel.driver} only through CUDA minor-version "
-                "compatibility (some features, such as PTX JIT of newer code, do not work); "
-                f"upgrading the driver to >={need.strip()} removes the limit",
-            ),
-        )
+        return _done(s, relaxed, lenient, _minor_compat_warning(relaxed, accel))
 
     # Nothing runs on the GPUs. Which builds of the requested torch fit this Python?
     gpu_builds = [
         c
-        for c in torch_pool
-        if requested(c) and fits(c, target) and kind_of(c.variant) == accel.kind
+        for c in s.torch_pool
+        if _requested(s, c) and fits(c, s.target) and kind_of(c.variant) == accel.kind
     ]
     driver_only = [
         c for c in gpu_builds if (lenient(c) or "").split(": ", 1)[-1].startswith("driver")
@@ -308,21 +300,73 @@ def resolve_on_hardware(
     if not gpu_builds or len(driver_only) == len(gpu_builds):
         warning = _cpu_warning(accel, gpu_builds, platform)
         cpu = _with_companions(reqs, cands, py, _cpu_rule, metadata)
-        choice = done(cpu, _cpu_rule, (warning,))
+        choice = _done(s, cpu, _cpu_rule, (warning,))
         return dataclasses.replace(choice, fell_back_to_cpu=True)
     # Builds exist and the driver could run some, but none has kernels for these GPUs.
+    return _done(s, _no_kernels(s, relaxed, gpu_builds, lenient), lenient, ())
+
+
+def _requested(s: _Search, cand: Candidate) -> bool:
+    return s.spec is None or s.spec.contains(cand.version, prereleases=None)
+
+
+def _newest_requested(s: _Search) -> Version | None:
+    versions = [public(c.version) for c in s.torch_pool if _requested(s, c) and fits(c, s.target)]
+    return max(versions, default=None)
+
+
+def _done(
+    s: _Search, outcomes: list[Outcome], rule: VariantRule, warnings: Sequence[str]
+) -> HardwareChoice:
+    """The choice for ``outcomes``, with the verdicts for the chosen torch's release (or,
+    when none was chosen, the newest requested one's)."""
+    torch = _torch_choice(outcomes)
+    release = public(torch.version) if torch is not None else _newest_requested(s)
+    verdicts = _verdicts(release, s.torch_pool, s.target, s.accel, s.platform)
+    return HardwareChoice(
+        outcomes=outcomes,
+        variant=torch.variant if torch is not None and all(o.ok for o in outcomes) else None,
+        rule=rule,
+        release=str(release) if release is not None else None,
+        verdicts=verdicts,
+        warnings=tuple(warnings),
+    )
+
+
+def _minor_compat_warning(relaxed: Sequence[Outcome], accel: Accelerator) -> tuple[str, ...]:
+    """Say that the chosen build runs only through CUDA minor-version compatibility."""
+    torch = _torch_choice(relaxed)
+    assert torch is not None
+    floors = driver_floors(torch.variant or "", accel.system)
+    need = f" {floors.strict}" if floors and floors.strict else " its toolkit's minimum"
+    return (
+        f"no build meets its strict driver minimum; torch {torch.version} needs driver"
+        f"{need} and runs on driver {accel.driver} only through CUDA minor-version "
+        "compatibility (some features, such as PTX JIT of newer code, do not work); "
+        f"upgrading the driver to >={need.strip()} removes the limit",
+    )
+
+
+def _no_kernels(
+    s: _Search,
+    relaxed: Sequence[Outcome],
+    gpu_builds: Sequence[Candidate],
+    lenient: VariantRule,
+) -> list[Outcome]:
+    """``relaxed`` with torch's failure explained: no build has kernels for every GPU
+    here, and the oldest torch that does (if any)."""
     with_kernels = [
         c
-        for c in torch_pool
-        if fits(c, target) and lenient(c) is None and not c.version.is_prerelease
+        for c in s.torch_pool
+        if fits(c, s.target) and lenient(c) is None and not c.version.is_prerelease
     ]
     oldest = min(
         with_kernels, key=lambda c: (public(c.version), variant_order(c.variant)), default=None
     )
-    gpus = ", ".join(f"{g.sm} ({g.name})" for g in accel.gpus)
+    gpus = ", ".join(f"{g.sm} ({g.name})" for g in s.accel.gpus)
     versions = sorted({public(c.version) for c in gpu_builds}, reverse=True)[:2]
     message = (
-        f"no {accel.kind} build of torch {', '.join(map(str, versions))} runs on every GPU "
+        f"no {s.accel.kind} build of torch {', '.join(map(str, versions))} runs on every GPU "
         f"here ({gpus})"
     )
     if oldest is not None:
@@ -335,13 +379,12 @@ def resolve_on_hardware(
             "; no torch build on this index has kernels for them all (plan for some of "
             "the GPUs with TORCHUP_GPU_ARCHS, or the CPU build with --backend cpu)"
         )
-    explained = [
+    return [
         dataclasses.replace(o, message=message)
         if not o.ok and canonicalize_name(o.requirement.name) == TORCH
         else o
         for o in relaxed
     ]
-    return done(explained, lenient, ())
 
 
 def _newer_through_minor_compat(

@@ -344,60 +344,71 @@ def judge(variant: str, release: Version, accel: Accelerator, platform: str) -> 
     rel = f"{release.major}.{release.minor}"
     kind = accel.kind
     if variant == "cpu" or variant is None:
-        if kind in ("cpu", "mps"):
-            return Verdict(variant="cpu", release=rel, ok=True)
-        return Verdict(
-            variant="cpu",
-            release=rel,
-            ok=False,
-            reason=f"CPU only; this machine has {_VENDOR.get(kind, kind)} GPUs",
-        )
+        return _judge_cpu(rel, kind)
     if variant == "xpu":
         ok = kind == "xpu"
         return Verdict(
             variant=variant, release=rel, ok=ok, reason="" if ok else "no Intel GPU here"
         )
     if variant.startswith("rocm"):
-        if kind != "rocm":
-            return Verdict(variant=variant, release=rel, ok=False, reason="no AMD GPU here")
-        targets = rocm_archs(variant)
-        if targets is None:
-            return Verdict(
-                variant=variant,
-                release=rel,
-                ok=True,
-                notes=(f"{variant}'s gfx targets are not in torchup's table; not checked",),
-            )
-        missing = [g for g in accel.gpus if g.arch and g.arch not in targets]
-        if missing:
-            return Verdict(
-                variant=variant,
-                release=rel,
-                ok=False,
-                reason="no kernels for " + ", ".join(_gpu_label(g) for g in missing),
-            )
-        return Verdict(variant=variant, release=rel, ok=True)
+        return _judge_rocm(variant, rel, accel)
     if cuda_of(variant) is None:
         return Verdict(variant=variant, release=rel, ok=False, reason="unknown variant")
     if kind != "cuda":
         return Verdict(variant=variant, release=rel, ok=False, reason="no NVIDIA GPU here")
+    return _judge_cuda(variant, release, accel, platform)
+
+
+def _judge_cpu(rel: str, kind: str) -> Verdict:
+    """The CPU build runs anywhere, but on a GPU machine it is not what was wanted."""
+    if kind in ("cpu", "mps"):
+        return Verdict(variant="cpu", release=rel, ok=True)
+    return Verdict(
+        variant="cpu",
+        release=rel,
+        ok=False,
+        reason=f"CPU only; this machine has {_VENDOR.get(kind, kind)} GPUs",
+    )
+
+
+def _judge_rocm(variant: str, rel: str, accel: Accelerator) -> Verdict:
+    """A ROCm variant runs on AMD GPUs whose gfx targets are all in its list."""
+    if accel.kind != "rocm":
+        return Verdict(variant=variant, release=rel, ok=False, reason="no AMD GPU here")
+    targets = rocm_archs(variant)
+    if targets is None:
+        return Verdict(
+            variant=variant,
+            release=rel,
+            ok=True,
+            notes=(f"{variant}'s gfx targets are not in torchup's table; not checked",),
+        )
+    missing = [g for g in accel.gpus if g.arch and g.arch not in targets]
+    if missing:
+        return Verdict(
+            variant=variant,
+            release=rel,
+            ok=False,
+            reason="no kernels for " + ", ".join(_gpu_label(g) for g in missing),
+        )
+    return Verdict(variant=variant, release=rel, ok=True)
+
+
+def _judge_cuda(variant: str, release: Version, accel: Accelerator, platform: str) -> Verdict:
+    """A CUDA variant on NVIDIA GPUs: the driver must meet its strict minimum (or, for
+    ``minor_compat``, the family floor) and its kernels must run on every GPU."""
+    rel = f"{release.major}.{release.minor}"
     notes: list[str] = []
-    minor_compat = False
     floors = driver_floors(variant, accel.system)
-    driver = _version(accel.driver)
-    strict, minor = (_version(floors.strict), _version(floors.minor)) if floors else (None, None)
-    if driver is not None and floors is not None and strict is not None:
-        if driver < strict:
-            if minor is not None and driver >= minor:
-                minor_compat = True
-            else:
-                return Verdict(
-                    variant=variant,
-                    release=rel,
-                    ok=False,
-                    reason=f"driver {accel.driver} < {floors.strict}",
-                )
-    elif floors is None:
+    minor_compat, too_old = _driver_check(floors, accel)
+    if too_old and floors is not None:
+        return Verdict(
+            variant=variant,
+            release=rel,
+            ok=False,
+            reason=f"driver {accel.driver} < {floors.strict}",
+        )
+    if floors is None:
         notes.append(f"no driver minimum known for {variant}; driver not checked")
     archs = arch_list(release, variant, platform)
     if archs is None:
@@ -431,6 +442,19 @@ def judge(variant: str, release: Version, accel: Accelerator, platform: str) -> 
         minor_reason=minor_reason,
         notes=tuple(notes),
     )
+
+
+def _driver_check(floors: Floors | None, accel: Accelerator) -> tuple[bool, bool]:
+    """``(minor_compat, too_old)`` of the driver against ``floors``: below the strict
+    minimum but at the family floor is minor-version compatibility; below both, too old.
+    An unknown driver or floor is neither."""
+    driver = _version(accel.driver)
+    strict, minor = (_version(floors.strict), _version(floors.minor)) if floors else (None, None)
+    if driver is None or floors is None or strict is None or driver >= strict:
+        return False, False
+    if minor is not None and driver >= minor:
+        return True, False
+    return False, True
 
 
 def hardware_rule(
