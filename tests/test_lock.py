@@ -10,6 +10,7 @@ then locked with uv; nothing is downloaded from the internet.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -199,6 +200,11 @@ def test_the_lock_holds_the_plans_files_and_every_dependency_with_url_size_and_h
     assert made["sources"]["extra_index_urls"] == [site[2]]
     assert doc["requires-python"] == "==3.11.*"
     assert read_lock(out).to_dict() == result.lock.to_dict()
+    # sizes are remembered by sha256: locking again asks for no file's headers
+    sizes = Path(env["TORCHUP_CACHE_DIR"]) / "lock" / "sizes.json"
+    assert len(json.loads(sizes.read_text())) == 9
+    again = lock(plan, output=out, uv=uv(), env=env, force=True)
+    assert again.lock.to_dict() == result.lock.to_dict()
 
 
 @needs_uv
@@ -506,3 +512,24 @@ def test_importing_the_lock_module_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@needs_uv
+def test_credentials_in_the_index_url_are_never_written_into_the_lock(
+    tmp_path: Path, site: tuple[Path, str, str], env: dict[str, str]
+) -> None:
+    root, torch_url, simple = site
+    secret = simple.replace("http://", "http://user:s3cret@")
+    plan = torchup.plan(["torch==2.8.0"], python=pyenv("3.11"), backend="cpu",
+                        torch_index_url=torch_url, index_url=secret, env=env)  # fmt: skip
+    out, reqs = tmp_path / "pylock.toml", tmp_path / "requirements.txt"
+    result = lock(plan, output=out, uv=uv(), env=env, requirements=reqs)
+    for text in (out.read_text(), reqs.read_text(), json.dumps(result.to_dict())):
+        assert "s3cret" not in text
+    assert f"--extra-index-url {simple}" in reqs.read_text()  # the host, without user-info
+    (root / "simple" / "mpmath" / "index.html").unlink()
+    cold = {**env, "UV_CACHE_DIR": str(tmp_path / "uv-cold")}  # uv reads the pages anew
+    with pytest.raises(LockError) as caught:
+        lock(plan, output=out, uv=uv(), env=cold, force=True)
+    assert "mpmath" in str(caught.value)
+    assert "s3cret" not in str(caught.value)

@@ -7,7 +7,9 @@ their hosts; a ``file://`` URL or a local path is looked at on disk.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     from torchup.index.http import HttpSession
     from torchup.index.sources import Sources
 
-__all__ = ["probe_all", "session_for"]
+__all__ = ["load_sizes", "probe_all", "save_sizes", "session_for"]
 
 
 def _local_path(url: str) -> Path | None:
@@ -77,3 +79,35 @@ def probe_all(session: HttpSession, urls: Sequence[str]) -> list[tuple[int | Non
         return []
     with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:
         return list(pool.map(lambda u: _probe(session, u), urls))
+
+
+def load_sizes(path: Path) -> dict[str, int]:
+    """The file sizes remembered by sha256 (empty when there are none or they are
+    unreadable: they are only a cache)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    return {k: v for k, v in raw.items() if isinstance(k, str) and type(v) is int and v >= 0}
+
+
+def save_sizes(path: Path, sizes: Mapping[str, int]) -> None:
+    """Remember ``sizes`` (sha256 -> bytes) with those already there; a failure to write
+    is logged, never raised (the lock is right either way)."""
+    import logging
+    import tempfile
+
+    merged = {**load_sizes(path), **sizes}
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".sizes.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(merged, handle, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        logging.getLogger(__name__).info("cannot remember file sizes in %s: %s", path, exc)

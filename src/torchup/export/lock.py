@@ -35,7 +35,7 @@ from packaging.utils import canonicalize_name
 
 from torchup import __version__
 from torchup.errors import RunnerError, UsageError
-from torchup.export._probe import probe_all, session_for
+from torchup.export._probe import load_sizes, probe_all, save_sizes, session_for
 from torchup.export.pylock import (
     FAMILY,
     FamilyFile,
@@ -207,6 +207,17 @@ def _uv_env(env: Mapping[str, str], sources: Sources) -> dict[str, str]:
     return out
 
 
+def _redact_text(text: str) -> str:
+    """Every URL's password in free text hidden, as :func:`redact` does for one URL.
+
+    >>> _redact_text("failed: http://u:pw@h/simple/x/ (401)")
+    'failed: http://u:****@h/simple/x/ (401)'
+    """
+    import re
+
+    return re.sub(r"(://[^/@\s:]+):[^@\s/]+@", r"\1:****@", text)
+
+
 def _run_uv(argv: Sequence[str], stdin: str, env: Mapping[str, str], timeout: float) -> str:
     from torchup.runner import run
 
@@ -214,7 +225,7 @@ def _run_uv(argv: Sequence[str], stdin: str, env: Mapping[str, str], timeout: fl
     try:
         return run(argv, env=env, stdin=stdin, timeout=timeout).stdout
     except RunnerError as exc:
-        said = redact(exc.output or str(exc)).strip()[-2000:]
+        said = _redact_text(exc.output or str(exc)).strip()[-2000:]
         raise LockError(
             f"uv could not lock the plan: {said}\n  command: {shown}",
             hint="the plan's files resolve, but a dependency does not from these sources; "
@@ -268,15 +279,20 @@ def check_agrees(plan: Plan, lock: Lock) -> list[str]:
 # -- sizes ------------------------------------------------------------------------------
 
 
-def _with_sizes(lock: Lock, plan: Plan) -> Lock:
-    """``lock`` with every file's size: the index's or the plan's, else asked for."""
-    known = {p.filename: p.dist.size for p in plan.packages if p.dist is not None}
-    missing = [f.url for _, f in lock.files() if f.size is None and known.get(f.filename) is None]
-    session = session_for(plan.sources)
-    try:
-        probed = dict(zip(missing, probe_all(session, missing), strict=True))
-    finally:
-        session.close()
+def _with_sizes(lock: Lock, plan: Plan, cache: Path | None) -> Lock:
+    """``lock`` with every file's size: the index's, the plan's, the one remembered for
+    its sha256 in ``cache`` (a file's size never changes while its hash stays), else
+    asked for (and remembered)."""
+    known = {p.dist.sha256: p.dist.size for p in plan.packages if p.dist and p.dist.size}
+    known.update(load_sizes(cache) if cache is not None else {})
+    missing = [f.url for _, f in lock.files() if f.size is None and f.sha256 not in known]
+    probed: dict[str, tuple[int | None, str]] = {}
+    if missing:
+        session = session_for(plan.sources)
+        try:
+            probed = dict(zip(missing, probe_all(session, missing), strict=True))
+        finally:
+            session.close()
     bad = [f"{filename_of(u)}: {why}" for u, (size, why) in probed.items() if size is None]
     if bad:
         raise LockError(
@@ -285,12 +301,17 @@ def _with_sizes(lock: Lock, plan: Plan) -> Lock:
         )
 
     def sized(f: LockedFile) -> LockedFile:
-        size = f.size if f.size is not None else known.get(f.filename) or probed[f.url][0]
-        return replace(f, size=size)
+        if f.size is not None:
+            return f
+        size = known.get(f.sha256)
+        return replace(f, size=size if size is not None else probed[f.url][0])
 
-    return replace(
+    done = replace(
         lock, packages=tuple(replace(p, files=tuple(map(sized, p.files))) for p in lock.packages)
     )
+    if cache is not None and probed:
+        save_sizes(cache, {f.sha256: f.size for _, f in done.files() if f.size is not None})
+    return done
 
 
 # -- making a lock ---------------------------------------------------------------------
@@ -382,7 +403,10 @@ def make_lock(
         environments=_environment(py),
         made_for=made,
     )
-    return _with_sizes(lock, plan), tuple(redact(a) for a in argv), tuple(warnings)
+    from torchup._paths import cache_dir
+
+    sizes = cache_dir(env) / "lock" / "sizes.json"
+    return _with_sizes(lock, plan, sizes), tuple(redact(a) for a in argv), tuple(warnings)
 
 
 def _header(lock: Lock, command: Sequence[str]) -> list[str]:

@@ -305,7 +305,7 @@ def _loads(text: str, where: str) -> dict[str, Any]:
 def parse_lock(text: str, *, where: str = "the lock") -> Lock:
     """Parse lock text (see :func:`read_lock`); ``where`` names it in errors.
 
-    >>> parse_lock('lock-version = "1.0"\\ncreated-by = "x"\\n').packages
+    >>> parse_lock('lock-version = "1.0"\\ncreated-by = "x"\\npackages = []\\n').packages
     ()
     """
     doc = _loads(text, where)
