@@ -133,7 +133,32 @@ def install_commands(
     """
     extras = extras or {}
     files = files or {}
-    checked = checked or {}
+    lines = _requirement_lines(installer, packages, extras, files, checked or {})
+    if files:
+        wanted = list(dependencies or ())
+    else:
+        wanted = [exact_pin(p.name, p.version, extras.get(p.name, "")) for p in packages]
+    sources_args = _source_args(sources, variant_index, packages, uv=installer.name == "uv")
+    head, tail = _head_and_tail(installer, python, break_system_packages=break_system_packages)
+    again = _reinstall_args(installer, packages, reinstall=reinstall)
+    if installer.name == "uv" and not files:
+        one = (*head, "--verify-hashes", *again, "-r", str(hashes_file), *sources_args, *tail)
+        return one, None, "\n".join(lines) + "\n"
+    first = (*head, "--no-deps", "--require-hashes", *again, "-r", str(hashes_file))
+    first += (*sources_args, *tail)
+    second = (*head, *wanted, *sources_args, *tail) if wanted else None
+    return first, second, "\n".join(lines) + "\n"
+
+
+def _requirement_lines(
+    installer: InstallerChoice,
+    packages: Sequence[PlannedPackage],
+    extras: Mapping[str, str],
+    files: Mapping[str, Path],
+    checked: Mapping[str, Path],
+) -> list[str]:
+    """The requirements file's lines: per package its pin (or forced local file) and
+    sha256, or for uv the exact file the caller checked."""
     lines = []
     for p in packages:
         if p.name in checked and installer.name == "uv" and not files:
@@ -147,11 +172,13 @@ def install_commands(
         if p.sha256:
             line += f" --hash=sha256:{p.sha256}"
         lines.append(line)
-    if files:
-        wanted = list(dependencies or ())
-    else:
-        wanted = [exact_pin(p.name, p.version, extras.get(p.name, "")) for p in packages]
-    sources_args = _source_args(sources, variant_index, packages, uv=installer.name == "uv")
+    return lines
+
+
+def _head_and_tail(
+    installer: InstallerChoice, python: str, *, break_system_packages: bool
+) -> tuple[list[str], list[str]]:
+    """What every install command starts and ends with, for this installer."""
     if installer.name == "uv":
         assert installer.uv is not None
         head = [installer.uv, "pip", "install", "--python", python]
@@ -161,15 +188,15 @@ def install_commands(
     else:
         head = [python, "-m", "pip", "install"]
         tail = ["--break-system-packages"] if break_system_packages else []
-    again: list[str] = []
+    return head, tail
+
+
+def _reinstall_args(
+    installer: InstallerChoice, packages: Sequence[PlannedPackage], *, reinstall: bool
+) -> list[str]:
+    """The arguments that replace the family's files even at the same versions."""
     if reinstall and installer.name == "uv":
-        again = [arg for p in packages for arg in ("--reinstall-package", p.name)]
-    elif reinstall:
-        again = ["--force-reinstall"]  # the first call has --no-deps: the family alone
-    if installer.name == "uv" and not files:
-        one = (*head, "--verify-hashes", *again, "-r", str(hashes_file), *sources_args, *tail)
-        return one, None, "\n".join(lines) + "\n"
-    first = (*head, "--no-deps", "--require-hashes", *again, "-r", str(hashes_file))
-    first += (*sources_args, *tail)
-    second = (*head, *wanted, *sources_args, *tail) if wanted else None
-    return first, second, "\n".join(lines) + "\n"
+        return [arg for p in packages for arg in ("--reinstall-package", p.name)]
+    if reinstall:
+        return ["--force-reinstall"]  # the first call has --no-deps: the family alone
+    return []

@@ -22,7 +22,7 @@ import re
 import shlex
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,6 +151,49 @@ def _extras(reqs: Sequence[str]) -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Request:
+    """What ``install`` settled before staging: where, with which installer, what plan."""
+
+    target: envs.Target
+    plan: Plan
+    installer: InstallerChoice
+    python_source: str
+    #: said before every message (why a conda env gets its own pip)
+    note: str = ""
+    #: the plan that did not fit, when ``plan`` is a stand-in (``--force-incompatible``)
+    failed: Plan | None = None
+    forced: tuple[ForcedWheel, ...] = ()
+    pinned: tuple[str, str] | None = None
+
+
+def _outcome(
+    req: _Request,
+    ok: bool,
+    message: str,
+    commands: tuple[tuple[str, ...], ...] = (),
+    *,
+    dry: bool = False,
+    report: Any = None,
+) -> InstallResult:
+    """The result of ``install`` for ``req``: the activation only once ``ok``."""
+    target = req.target
+    return InstallResult(
+        ok=ok,
+        target=target,
+        plan=req.plan,
+        installer=req.installer,
+        python_source=req.python_source,
+        commands=commands,
+        dry_run=dry,
+        verify=report,
+        message=req.note + message,
+        activation=envs.activation(target.path) if ok and target.kind != "system" else {},
+        forced=req.forced,
+        requirements_file=req.pinned,
+    )
+
+
 def install(
     requirements: Sequence[str] = ("torch",),
     *,
@@ -185,12 +228,48 @@ def install(
     :class:`UsageError` for contradictory or unsafe requests (an externally managed
     Python without ``system``) and :class:`TorchupError` for other expected failures.
     """
-    from torchup.choose.api import parse_requirements, plan
-    from torchup.interpreters.discover import select
+    from torchup.choose.api import parse_requirements
 
     parse_requirements(requirements, allow_names)  # bad or near-miss names: before anything
     env = dict(os.environ) if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
+    target, choice = _resolve_target(
+        venv=venv, conda_env=conda_env, system=system, installer=installer, env=env, cwd=cwd
+    )
+    plan_kw: dict[str, Any] = {
+        "backend": backend,
+        "torch_index_url": torch_index_url,
+        "index_url": index_url,
+        "extra_index_urls": tuple(extra_index_urls),
+        "find_links": tuple(find_links),
+        "offline": offline,
+        "allow_names": tuple(allow_names),
+    }
+    req = _plan_request(requirements, target, choice, python, plan_kw, env, cwd)
+    if not req.plan.ok and force_incompatible:
+        stand_in = _stand_in_request(req, requirements, plan_kw, env, cwd, verify=verify)
+        if isinstance(stand_in, InstallResult):
+            return stand_in
+        req = stand_in
+    if not req.plan.ok:
+        return _nothing_fits(req, force_incompatible=force_incompatible)
+    return _install_staged(
+        req, requirements, dry_run=dry_run, verify=verify, reinstall=reinstall, env=env, echo=echo
+    )
+
+
+def _resolve_target(
+    *,
+    venv: str | None,
+    conda_env: str | None,
+    system: bool,
+    installer: str,
+    env: Mapping[str, str],
+    cwd: Path,
+) -> tuple[envs.Target, InstallerChoice]:
+    """The target as the flags name it (before planning) and the installer for it."""
+    from torchup.interpreters.discover import select
+
     choice = choose_installer(installer, env)
     conda_prefix: Path | None = None
     if conda_env:
@@ -208,15 +287,47 @@ def install(
         choice = InstallerChoice(
             name="pip", uv=None, source="--installer auto: a conda env gets its own pip"
         )
-    plan_kw: dict[str, Any] = {
-        "backend": backend,
-        "torch_index_url": torch_index_url,
-        "index_url": index_url,
-        "extra_index_urls": tuple(extra_index_urls),
-        "find_links": tuple(find_links),
-        "offline": offline,
-        "allow_names": tuple(allow_names),
-    }
+    return target, choice
+
+
+def _plan_request(  # noqa: PLR0917 (private, called once)
+    requirements: Sequence[str],
+    target: envs.Target,
+    choice: InstallerChoice,
+    python: str | None,
+    plan_kw: Mapping[str, Any],
+    env: Mapping[str, str],
+    cwd: Path,
+) -> _Request:
+    """Plan for the target's Python, refuse what must not be installed, and settle the
+    target (``--system`` is the planned Python's prefix). Raises :class:`UsageError`."""
+    result, python_source = _plan_for(requirements, target, python, plan_kw, env, cwd)
+    _refuse_an_unusable_fallback(result, requirements)
+    target = _settled_target(target, result)
+    why_pip = (
+        "conda env: installing with its own pip, since the pytorch conda channel's last "
+        "release was torch 2.5 (pytorch/pytorch#138506). "
+        if target.kind == "conda" and choice.name == "pip"
+        else ""
+    )
+    return _Request(
+        target=target, plan=result, installer=choice, python_source=python_source, note=why_pip
+    )
+
+
+def _plan_for(  # noqa: PLR0917 (private, called once)
+    requirements: Sequence[str],
+    target: envs.Target,
+    python: str | None,
+    plan_kw: Mapping[str, Any],
+    env: Mapping[str, str],
+    cwd: Path,
+) -> tuple[Plan, str]:
+    """The plan and where its Python came from: an existing env's own, ``--python`` or
+    the default for the system, else the newest Python whose plan succeeds."""
+    from torchup.choose.api import plan
+    from torchup.interpreters.discover import select
+
     if target.exists and target.kind != "system":
         assert target.executable is not None
         result = plan(requirements, python=target.executable, env=env, cwd=cwd, **plan_kw)
@@ -227,147 +338,177 @@ def install(
                 f"{python!r} names",
                 hint="pass --venv with a new path to create a venv from that Python",
             )
-    elif python or target.kind == "system":
+        return result, python_source
+    if python or target.kind == "system":
         result = plan(requirements, python=python, env=env, cwd=cwd, **plan_kw)
-        python_source = f"--python {python}" if python else "the default Python"
-    else:
-        result, python_source = _pick_python(requirements, plan_kw, env, cwd)
+        return result, f"--python {python}" if python else "the default Python"
+    return _pick_python(requirements, plan_kw, env, cwd)
+
+
+def _settled_target(target: envs.Target, result: Plan) -> envs.Target:
+    """``--system`` as the planned Python's prefix; refuses (:class:`UsageError`) an
+    externally managed Python (PEP 668) as anything but a venv's base."""
     py = result.python
-    _refuse_an_unusable_fallback(result, requirements)
     if target.kind == "system":
-        target = envs.Target(
+        return envs.Target(
             kind="system",
             path=Path(py.prefix or "/"),
             exists=True,
             source="--system",
             executable=py.executable,
         )
-    elif py.externally_managed and target.kind != "venv":  # a venv from it is fine
+    if py.externally_managed and target.kind != "venv":  # a venv from it is fine
         raise UsageError(
             f"Python {py.version} at {py.executable} is externally managed (PEP 668); "
             "installing into it could break the system's packages",
             hint="install into a venv (the default: ./.venv), or pass --system if you mean it",
         )
+    return target
 
-    why_pip = (
-        "conda env: installing with its own pip, since the pytorch conda channel's last "
-        "release was torch 2.5 (pytorch/pytorch#138506). "
-        if target.kind == "conda" and choice.name == "pip"
-        else ""
-    )
 
-    forced: tuple[ForcedWheel, ...] = ()
-
-    def outcome(
-        ok: bool,
-        message: str,
-        commands: tuple[tuple[str, ...], ...] = (),
-        *,
-        dry: bool = False,
-        report: Any = None,
-    ) -> InstallResult:
-        return InstallResult(
-            ok=ok,
-            target=target,
-            plan=result,
-            installer=choice,
-            python_source=python_source,
-            commands=commands,
-            dry_run=dry,
-            verify=report,
-            message=why_pip + message,
-            activation=envs.activation(target.path) if ok and target.kind != "system" else {},
-            forced=forced,
-            requirements_file=pinned,
+def _stand_in_request(
+    req: _Request,
+    requirements: Sequence[str],
+    plan_kw: Mapping[str, Any],
+    env: Mapping[str, str],
+    cwd: Path,
+    *,
+    verify: bool,
+) -> _Request | InstallResult:
+    """``--force-incompatible``: ``req`` with the nearest Python's plan as a stand-in, or
+    the result saying there is none. Raises :class:`UsageError` without ``verify``."""
+    if not verify:
+        raise UsageError(
+            "--force-incompatible keeps a forced install only if running it proves it "
+            "works, so it cannot be combined with --no-verify",
+            hint="drop --no-verify",
         )
+    trial = _stand_in_plan(req.plan, requirements, plan_kw, env, cwd)
+    if isinstance(trial, str):
+        return _outcome(req, False, f"{trial}; nothing was created or changed")
+    return replace(req, plan=trial, failed=req.plan)
 
-    trial = None
-    pinned: tuple[str, str] | None = None
-    failed_plan = result
-    if not result.ok and force_incompatible:
-        if not verify:
-            raise UsageError(
-                "--force-incompatible keeps a forced install only if running it proves it "
-                "works, so it cannot be combined with --no-verify",
-                hint="drop --no-verify",
-            )
-        trial = _stand_in_plan(result, requirements, plan_kw, env, cwd)
-        if isinstance(trial, str):
-            return outcome(False, f"{trial}; nothing was created or changed")
-        failed_plan, result = result, trial
-    if not result.ok:
-        tried = ""
-        if not force_incompatible and any(
-            r.reason.startswith("built for ") for o in result.problems for r in o.rejected
-        ):
-            tried = (
-                " (--force-incompatible would try the nearest Python's wheel anyway, kept "
-                "only if torch then runs; it rarely does)"
-            )
-        return outcome(False, f"nothing fits this Python; nothing was created or changed{tried}")
-    variant_index = result.variant_index
+
+def _nothing_fits(req: _Request, *, force_incompatible: bool) -> InstallResult:
+    """The result for a plan that did not fit, naming ``--force-incompatible`` if it
+    could try."""
+    tried = ""
+    if not force_incompatible and any(
+        r.reason.startswith("built for ") for o in req.plan.problems for r in o.rejected
+    ):
+        tried = (
+            " (--force-incompatible would try the nearest Python's wheel anyway, kept "
+            "only if torch then runs; it rarely does)"
+        )
+    return _outcome(req, False, f"nothing fits this Python; nothing was created or changed{tried}")
+
+
+def _install_staged(
+    req: _Request,
+    requirements: Sequence[str],
+    *,
+    dry_run: bool,
+    verify: bool,
+    reinstall: bool,
+    env: Mapping[str, str],
+    echo: bool,
+) -> InstallResult:
+    """Stage, run the installer, verify and commit; leaving the staging block without
+    the commit (a failure, an error, Ctrl-C) undoes everything, the lock held till then."""
+    target = req.target
     with tempfile.TemporaryDirectory(prefix="torchup-") as tmp:
         hashes = Path(tmp) / "torch-family.txt"
         staging = envs.Staging(target)
         files: dict[str, Path] = {}
         deps: list[str] = []
-        if trial is not None:
+        if req.failed is not None:
             try:
-                files, deps, forced = _fetch_forced(result, Path(tmp), env, download=not dry_run)
+                files, deps, forced = _fetch_forced(req.plan, Path(tmp), env, download=not dry_run)
             except TorchupError as exc:
-                return outcome(False, f"{exc.message}; nothing was created or changed")
-        local = _local_family_files(result, choice) if not files else {}
+                return _outcome(req, False, f"{exc.message}; nothing was created or changed")
+            req = replace(req, forced=forced)
+        local = _local_family_files(req.plan, req.installer) if not files else {}
         text, steps = _commands(
-            choice, staging, result, variant_index, hashes, requirements, files, deps, reinstall,
-            {name: path for name, (path, _) in local.items()},
+            req.installer, staging, req.plan, req.plan.variant_index, hashes, requirements,
+            files, deps, reinstall, {name: path for name, (path, _) in local.items()},
         )  # fmt: skip
-        # as the user should read them: the final path, and no credentials
-        shown = tuple(
-            tuple(
-                redact(a) if "://" in a else a.replace(str(staging.work), str(target.path))
-                for a in map(str, c)
-            )
-            for c in steps
-        )
-        if any(str(hashes) in c for c in shown):
-            lines = (redact(line) if "://" in line else line for line in text.splitlines())
-            pinned = (str(hashes), "\n".join(lines) + "\n")
+        shown, pinned = _as_shown(steps, text, hashes, staging.work, target.path)
+        req = replace(req, pinned=pinned)
         if dry_run:
-            return outcome(True, "dry run: nothing was created or changed", shown, dry=True)
+            return _outcome(req, True, "dry run: nothing was created or changed", shown, dry=True)
         hashes.write_text(text)
         with staging:
-            hash_check = _start_hash_check(local, env)
-            for argv in steps:
-                done = _run_step(argv, env, echo, staging.lock_fds)
-                if done is not None:
-                    said = done.replace(str(staging.work), str(target.path))
-                    return outcome(False, f"{said}; nothing was changed", shown)
-            # before anything runs in the staged environment (verify), or it is committed
-            mismatch = hash_check()
-            if mismatch is not None:
-                return outcome(False, f"{mismatch}; everything was undone", shown)
+            failed = _run_installer(steps, local, staging, env, echo)
+            if failed is not None:
+                return _outcome(req, False, failed, shown)
             report = None
             if verify:
-                from torchup.check.verify import verify as run_verify
-
-                report = run_verify(str(staging.python), accelerator=result.accelerator, env=env)
-                # as the user should read it: the target's path, not the staging one;
-                # after a forced failure the plan's alternatives are the fix
-                report = _relocated(report, staging.work, target.path, fixes=not forced)
-                if not report.ok:
-                    failed = "; ".join(
-                        f"{c.id}: {c.detail}" for c in report.checks if c.status == "fail"
-                    )
-                    failed += _why_forced_failed(forced, result.python)
-                    failed += _instead(failed_plan) if forced else ""
-                    return outcome(
+                report, failed = _verify_staged(req, staging, env)
+                if failed is not None:
+                    return _outcome(
+                        req,
                         False,
                         f"verification failed ({failed}); everything was undone",
                         shown,
                         report=report,
                     )
             staging.commit()
-    return outcome(True, f"installed into {target.path}", shown, report=report)
+    return _outcome(req, True, f"installed into {target.path}", shown, report=report)
+
+
+def _as_shown(
+    steps: Sequence[Sequence[str]], text: str, hashes: Path, work: Path, path: Path
+) -> tuple[tuple[tuple[str, ...], ...], tuple[str, str] | None]:
+    """The commands, and the requirements file they read (``None`` when none does), as
+    the user should read them: the final path, and no credentials."""
+    shown = tuple(
+        tuple(redact(a) if "://" in a else a.replace(str(work), str(path)) for a in map(str, c))
+        for c in steps
+    )
+    if not any(str(hashes) in c for c in shown):
+        return shown, None
+    lines = (redact(line) if "://" in line else line for line in text.splitlines())
+    return shown, (str(hashes), "\n".join(lines) + "\n")
+
+
+def _run_installer(
+    steps: Sequence[Sequence[str]],
+    local: Mapping[str, tuple[Path, str]],
+    staging: envs.Staging,
+    env: Mapping[str, str],
+    echo: bool,
+) -> str | None:
+    """Run the steps into the staged environment, the lock inherited, while ``local``'s
+    hashes are checked; what went wrong (as the user should read it), or ``None``."""
+    hash_check = _start_hash_check(local, env)
+    for argv in steps:
+        done = _run_step(argv, env, echo, staging.lock_fds)
+        if done is not None:
+            said = done.replace(str(staging.work), str(staging.target.path))
+            return f"{said}; nothing was changed"
+    # before anything runs in the staged environment (verify), or it is committed
+    mismatch = hash_check()
+    return None if mismatch is None else f"{mismatch}; everything was undone"
+
+
+def _verify_staged(
+    req: _Request, staging: envs.Staging, env: Mapping[str, str]
+) -> tuple[Any, str | None]:
+    """Run torch in the staged environment: the report, shown at the target's path, and
+    what failed (``None`` when nothing did)."""
+    from torchup.check.verify import verify as run_verify
+
+    report = run_verify(str(staging.python), accelerator=req.plan.accelerator, env=env)
+    # as the user should read it: the target's path, not the staging one;
+    # after a forced failure the plan's alternatives are the fix
+    report = _relocated(report, staging.work, req.target.path, fixes=not req.forced)
+    if report.ok:
+        return report, None
+    failed = "; ".join(f"{c.id}: {c.detail}" for c in report.checks if c.status == "fail")
+    failed += _why_forced_failed(req.forced, req.plan.python)
+    if req.forced and req.failed is not None:  # a forced install always has the failed plan
+        failed += _instead(req.failed)
+    return report, failed
 
 
 def _commands(  # noqa: PLR0917 (private, called once)
@@ -487,8 +628,6 @@ def _stand_in_plan(
 ) -> Plan | str:
     """The plan for the nearest Python the rejected wheels were built for, shown as
     ``failed.python``'s; or why there is none."""
-    from dataclasses import replace
-
     from torchup.choose import forcing
     from torchup.choose.api import plan
 
@@ -654,7 +793,6 @@ def _instead(failed: Plan) -> str:
 
 def _relocated(report: Any, old: Path, new: Path, *, fixes: bool) -> Any:
     """``report`` with the staging prefix ``old`` shown as the target's ``new``."""
-    from dataclasses import replace
 
     def moved(text: str | None) -> str | None:
         return None if text is None else text.replace(str(old), str(new))
