@@ -267,14 +267,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass
+class Served:
+    url: str
+    proc: subprocess.Popen[str]
+
+    def requested(self) -> str:
+        """What the server logged (its stderr), once it has stopped."""
+        return self.proc.communicate(timeout=10)[1] if self.proc.poll() is not None else ""
+
+
 @contextmanager
-def http_server(directory: Path) -> Iterator[str]:
-    """``python -m http.server -d DIR`` as a real subprocess; its root URL."""
+def http_server(directory: Path) -> Iterator[Served]:
+    """``python -m http.server -d DIR`` as a real subprocess."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "-d", str(directory),
          str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    served = Served(f"http://127.0.0.1:{port}", proc)
     try:
         for _ in range(100):
             try:
@@ -282,10 +293,10 @@ def http_server(directory: Path) -> Iterator[str]:
                 break
             except OSError:
                 time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        yield served
     finally:
         proc.terminate()
-        proc.communicate(timeout=10)
+        proc.wait(timeout=10)
 
 
 def pip_install(tmp: Path, index: str, *reqs: str) -> Path:
@@ -358,7 +369,8 @@ def test_wheelhouse_of_a_uv_lock_installs_with_pip_and_uv(site: Site, tmp_path: 
     assert "127.0.0.1" not in made.lock.read_text()
 
     site.server.close()  # from here on, only the wheelhouse is reachable
-    with http_server(house) as url:
+    with http_server(house) as served:
+        url = served.url
         python = pip_install(tmp_path, f"{url}/simple/", "alpha")
         check = "import alpha, beta, gamma_pkg; print(gamma_pkg.__version__)"
         out = subprocess.run(
@@ -370,6 +382,9 @@ def test_wheelhouse_of_a_uv_lock_installs_with_pip_and_uv(site: Site, tmp_path: 
             [str(python), "-c", check], capture_output=True, text=True, check=False
         )
         assert out.stdout.strip() == "0.1+cpu", out.stderr
+    log = served.requested()
+    assert '"GET /simple/gamma-pkg/ HTTP/1.1" 200' in log  # the folder, answered by index.html
+    assert '.whl.metadata HTTP/1.1" 200' in log  # PEP 658 read: metadata before any wheel
     # uv also installs the rewritten lock itself, its paths relative to the lock
     shutil.rmtree(tmp_path / "uv-venv")
     python = uv_install(tmp_path, "--offline", "-r", str(made.lock))
@@ -668,7 +683,8 @@ def test_a_torch_wheelhouse_installs_and_verifies_with_pip_and_uv(tmp_path: Path
     assert "sympy" in made.projects
     assert all(f.metadata for f in made.files if f.filename.endswith(".whl"))
     assert build_wheelhouse(lock, house).bytes_downloaded == 0
-    with http_server(house) as url:
+    with http_server(house) as served:
+        url = served.url
         pythons = [
             pip_install(tmp_path, f"{url}/simple/", realtorch.TORCH_PIN),
             uv_install(tmp_path, "--index-url", f"{url}/simple/", realtorch.TORCH_PIN),
