@@ -9,6 +9,8 @@ answer exactly what ``detect`` answers on the tree itself.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -19,6 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from gpucheck import SmiGpu, variant_runs
+from indexserver import IndexServer
+from test_plan import cli, local_indexes
 from torchup.errors import ProfileError, UsageError
 from torchup.hardware.accelerators import detect
 from torchup.interpreters.discover import probe
@@ -67,7 +72,8 @@ def test_the_script_runs_without_torchup_and_gives_the_tags_discovery_gives(
     here = probe(str(exe), env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert profile.python.tags == here.tags
     assert profile.python.version == version
-    assert profile.python.executable == f"{doc['name']}:{exe}"
+    assert profile.python.executable == str(exe)
+    assert profile.python.source == f"profile node.json ({doc['name']})"
     assert profile.accelerator.kind == "cpu"
 
 
@@ -228,6 +234,20 @@ def test_parse_platform_reads_pip_and_uv_forms() -> None:
 # -- bad profiles ------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def plan_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """No user pip config, a private cache, and a torchup that must not probe or detect
+    anything of this machine's for a plan made for another."""
+    home = tmp_path_factory.mktemp("home")
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "PYENV_ROOT": str(PYENV.parent),  # this machine's Pythons stay discoverable
+        "PIP_CONFIG_FILE": os.devnull,
+        "TORCHUP_CACHE_DIR": str(home / "cache"),
+    }
+
+
 def good_document(tmp_path: Path) -> dict:
     return run_script(pyenv("3.11.7"), tmp_path)
 
@@ -267,3 +287,141 @@ def test_a_missing_profile_says_how_to_make_one(tmp_path: Path) -> None:
 
 if sys.platform != "linux":  # pragma: no cover
     pytestmark = pytest.mark.skip("the recorded trees are Linux /proc and /sys")
+
+
+# -- the example profiles, planned for ---------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "profiles"
+
+
+def test_the_examples_are_what_their_generator_writes() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_examples", EXAMPLES / "make_examples.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    written = {p.name: p.read_text() for p in EXAMPLES.glob("*.json")}
+    assert written == module.documents()
+
+
+def plan_for(server: IndexServer, env: dict[str, str], *args: str) -> dict:
+    done = cli(env, "plan", *args, *local_indexes(server), "--json")
+    assert done.returncode in (0, 1), done.stderr
+    return json.loads(done.stdout)
+
+
+def smi_of(profile_path: Path) -> list[SmiGpu]:
+    """The GPUs as the node's own nvidia-smi said (read here, not by torchup)."""
+    doc = json.loads(profile_path.read_text())
+    (answer,) = doc["accelerator_facts"]["tools"]
+    rows = list(csv.DictReader(io.StringIO(answer["stdout"]), skipinitialspace=True))
+    return [SmiGpu(r["name"], r["driver_version"], r["compute_cap"]) for r in rows]
+
+
+def torch_file(doc: dict) -> str:
+    torch = next(p for p in doc["packages"] if p["name"] == "torch")
+    return str(torch["filename"])
+
+
+def test_h100_node_gets_a_cuda_build_its_driver_and_arch_run(
+    index_server: IndexServer, plan_env: dict[str, str]
+) -> None:
+    path = EXAMPLES / "h100-driver550.json"
+    doc = plan_for(index_server, plan_env, "torch", "--for", str(path))
+    assert doc["ok"], doc["problems"]
+    assert variant_runs(doc, smi_of(path)) == []
+    assert "-cp312-cp312-manylinux" in torch_file(doc)
+    assert "x86_64" in torch_file(doc)
+    assert doc["python"]["executable"] == "/usr/bin/python3.12"
+    assert doc["python"]["source"] == f"profile {path} (h100-driver550)"
+
+
+def test_nothing_fits_the_node_and_no_python_of_this_machine_is_offered(
+    index_server: IndexServer, plan_env: dict[str, str]
+) -> None:
+    path = EXAMPLES / "h100-driver550.json"
+    doc = plan_for(index_server, plan_env, "torch==1.11.0", "--for", str(path))
+    assert not doc["ok"]
+    assert doc["alternatives"]["versions"], "the nearest versions for the node's Python"
+    assert doc["alternatives"]["pythons"] == []  # this machine's Pythons are not the node's
+    here = plan_for(index_server, plan_env, "torch==1.11.0", "--python", str(pyenv("3.12.1")))
+    assert here["alternatives"]["pythons"], "on this machine another Python would do"
+
+
+def test_v100_node_with_driver_470_gets_a_build_that_still_runs_there(
+    index_server: IndexServer, plan_env: dict[str, str]
+) -> None:
+    path = EXAMPLES / "v100-driver470.json"
+    doc = plan_for(index_server, plan_env, "torch", "--for", str(path))
+    assert doc["ok"], doc["problems"]
+    assert variant_runs(doc, smi_of(path)) == []
+    assert "cp310" in torch_file(doc)
+
+
+def test_arm_server_gets_the_cpu_build_for_aarch64(
+    index_server: IndexServer, plan_env: dict[str, str]
+) -> None:
+    doc = plan_for(index_server, plan_env, "torch", "--for", str(EXAMPLES / "arm-cpu.json"))
+    assert doc["ok"], doc["problems"]
+    assert doc["backend"]["name"] == "cpu"
+    assert torch_file(doc).endswith("aarch64.whl")
+
+
+def test_mac_gets_mps_and_a_macos_wheel(
+    index_server: IndexServer, plan_env: dict[str, str]
+) -> None:
+    doc = plan_for(index_server, plan_env, "torch", "--for", str(EXAMPLES / "mac-m2.json"))
+    assert doc["ok"], doc["problems"]
+    assert doc["backend"]["name"] == "mps"
+    assert "macosx" in torch_file(doc)
+    assert "arm64" in torch_file(doc)
+
+
+def test_flags_plan_what_the_same_machines_profile_plans(
+    index_server: IndexServer, plan_env: dict[str, str]
+) -> None:
+    by_file = plan_for(
+        index_server, plan_env, "torch", "--for", str(EXAMPLES / "h100-driver550.json")
+    )
+    flags = ("--python-version", "3.12", "--platform", "manylinux_2_35_x86_64")
+    by_flags = plan_for(
+        index_server, plan_env, "torch", *flags, "--gpu", "sm_90", "--driver", "550.54.15"
+    )
+    assert [p["filename"] for p in by_flags["packages"]] == [
+        p["filename"] for p in by_file["packages"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--for", "x.json", "--python", "3.11"), "--python picks a Python on this machine"),
+        (("--for", "x.json", "--gpu", "sm_90"), "would contradict it"),
+        (("--platform", "win_amd64"), "needs --python-version and --platform"),
+        (("--for", "missing.json"), "cannot read the profile"),
+    ],
+)
+def test_contradicting_target_options_are_usage_errors(
+    args: tuple[str, ...], said: str, plan_env: dict[str, str]
+) -> None:
+    done = cli(plan_env, "plan", "torch", *args)
+    assert done.returncode == 2
+    assert said in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_profile_command_writes_a_profile_that_plans_read(
+    tmp_path: Path, plan_env: dict[str, str]
+) -> None:
+    out = tmp_path / "node.json"
+    done = cli(plan_env, "profile", "--python", str(pyenv("3.11.7")), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert load(out).python.version == "3.11.7"
+    again = cli(plan_env, "profile", "--python", str(pyenv("3.11.7")), "-o", str(out))
+    assert again.returncode == 2
+    assert "exists" in again.stderr
+    script = tmp_path / "torchup-profile.py"
+    assert cli(plan_env, "profile", "--script", "-o", str(script)).returncode == 0
+    assert script.read_text() == node_script()

@@ -1,4 +1,5 @@
-"""Where torchup keeps its cache (``TORCHUP_CACHE_DIR`` overrides the platform default)."""
+"""Where torchup keeps its cache (``TORCHUP_CACHE_DIR`` overrides the platform default),
+and how it writes a file it hands to the user: whole or not at all."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["cache_dir"]
+from torchup.errors import TorchupError, UsageError
+
+__all__ = ["cache_dir", "write_output"]
 
 
 def cache_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -18,3 +21,30 @@ def cache_dir(env: Mapping[str, str] | None = None) -> Path:
     from platformdirs import user_cache_dir  # lazy: keeps start-up lean
 
     return Path(user_cache_dir("torchup", appauthor=False))
+
+
+def write_output(path: Path, data: str | bytes, *, force: bool = False) -> None:
+    """Write ``data`` to ``path`` through a temporary sibling renamed over it, so a
+    reader never sees half a file and a failure leaves the old one. An existing
+    ``path`` is a :class:`UsageError` unless ``force``."""
+    import tempfile
+
+    path = Path(path)
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists", hint="pass --force to replace it, or -o another path")
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {path}: no folder {path.parent}")
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise TorchupError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise

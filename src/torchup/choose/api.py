@@ -339,6 +339,7 @@ def plan(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     allow_names: Sequence[str] = (),
+    elsewhere: bool = False,
 ) -> Plan:
     """Plan a PyTorch install for one Python, or explain why nothing fits.
 
@@ -349,7 +350,9 @@ def plan(
     failures that leave nothing to plan (interpreter broken, no source readable). A
     request that cannot be met returns a plan with ``ok`` false and its problems. A name
     a keystroke from a PyTorch package's (``troch``) is a :class:`UsageError` unless
-    ``allow_names`` has it (:mod:`torchup.choose.names`).
+    ``allow_names`` has it (:mod:`torchup.choose.names`). ``elsewhere``: ``python`` and
+    ``accelerator`` describe another machine (:mod:`torchup.profiles`), so no Python of
+    this one is offered instead.
     """
     env = dict(os.environ) if env is None else env
     reqs = parse_requirements(requirements, allow_names)
@@ -372,7 +375,8 @@ def plan(
     with _index_client(sources, env=env, offline=offline) as client:
         read = _read_sources(client, sources, first, projects, offline=offline)
         res = _resolve(client, read, reqs, py)
-        alts = _alternatives(res, reqs=reqs, target=py, sources=read.sources, found=everything)
+        found: Callable[[], list[Interpreter]] = (lambda: []) if elsewhere else everything
+        alts = _alternatives(res, reqs=reqs, target=py, sources=read.sources, found=found)
         fallback = None
         if read.unreadable is not None:
             fallback = _pypi_fallback(read.unreadable, res.outcomes, res.metadata, first.accel, py)

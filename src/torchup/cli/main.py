@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from torchup import __version__
@@ -71,6 +72,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 if TYPE_CHECKING:
+    from torchup.profiles import Profile
+
     _Subparsers = argparse._SubParsersAction[_Parser]
 
 
@@ -112,6 +115,24 @@ def _add_plan_parser(sub: _Subparsers) -> None:
     p = sub.add_parser("plan", help="choose the torch files for a Python, or explain why none fit")
     _common(p)
     _plan_options(p)
+    _target_options(p)
+
+
+def _add_profile_parser(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "profile", help="record a machine (a Python and its GPUs) for plans made elsewhere (--for)"
+    )
+    _common(p)
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="write the profile to FILE (default: stdout)"
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing FILE")
+    p.add_argument(
+        "--script",
+        action="store_true",
+        help="write the standalone profile script instead, for a machine without torchup: "
+        "`python3 torchup-profile.py > node.json` there (Python 2.7 or 3.6+)",
+    )
 
 
 def _add_install_parser(sub: _Subparsers) -> None:
@@ -186,6 +207,7 @@ _COMMAND_PARSERS: tuple[Callable[[_Subparsers], None], ...] = (
     _add_pythons_parser,
     _add_detect_parser,
     _add_plan_parser,
+    _add_profile_parser,
     _add_install_parser,
     _add_verify_parser,
     _add_doctor_parser,
@@ -255,6 +277,58 @@ def _plan_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _target_options(p: argparse.ArgumentParser) -> None:
+    """Plan for another machine: a profile (``--for``), or the flags describing one."""
+    g = p.add_argument_group("another machine (instead of --python)")
+    g.add_argument(
+        "--for",
+        dest="for_profile",
+        metavar="FILE",
+        type=_given,
+        help="plan for the machine a `torchup profile` FILE describes",
+    )
+    g.add_argument("--python-version", metavar="X.Y", type=_given, help="its CPython (3.13t)")
+    g.add_argument(
+        "--platform",
+        metavar="TAG",
+        type=_given,
+        help="its platform tag: manylinux_2_28_x86_64, macosx_14_0_arm64, win_amd64 ...",
+    )
+    g.add_argument("--gpu", metavar="ARCHS", type=_given, help="its GPUs: sm_90, 8.6,9.0, gfx942")
+    g.add_argument("--driver", metavar="VERSION", type=_given, help="its NVIDIA driver (550.54)")
+    g.add_argument("--rocm", metavar="VERSION", type=_given, help="its ROCm (6.3)")
+
+
+def _target_profile(args: argparse.Namespace) -> Profile | None:
+    """The other machine :func:`_target_options` names, or None for this one."""
+    from torchup.errors import UsageError
+    from torchup.profiles import from_flags, load
+
+    flags = {k: getattr(args, k) for k in ("python_version", "platform", "gpu", "driver", "rocm")}
+    given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v]
+    if args.for_profile is None and not given:
+        return None
+    if args.python and (args.for_profile or given):
+        raise UsageError(
+            "--python picks a Python on this machine; --for and --platform describe another",
+            hint="pass one or the other",
+        )
+    if args.for_profile is not None:
+        if given:
+            raise UsageError(
+                f"--for takes the machine from its profile; {', '.join(given)} would contradict it",
+                hint="edit the profile, or describe the machine with flags alone",
+            )
+        return load(Path(args.for_profile))
+    if not (flags["python_version"] and flags["platform"]):
+        raise UsageError(
+            "a machine described by flags needs --python-version and --platform",
+            hint="e.g. --python-version 3.12 --platform manylinux_2_28_x86_64 --gpu sm_90 "
+            "--driver 550.54",
+        )
+    return from_flags(**flags)
+
+
 def _error_doc(kind: str, message: str, hint: str | None) -> dict[str, Any]:
     return {"schema": 1, "ok": False, "error": {"type": kind, "message": message, "hint": hint}}
 
@@ -301,7 +375,17 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from torchup.choose.api import plan
     from torchup.render.text import render_plan
 
-    result = plan(args.requirements, python=args.python, **_plan_kwargs(args))
+    profile = _target_profile(args)
+    if profile is not None:
+        result = plan(
+            args.requirements,
+            python=profile.python,
+            accelerator=profile.accelerator,
+            elsewhere=True,
+            **_plan_kwargs(args),
+        )
+    else:
+        result = plan(args.requirements, python=args.python, **_plan_kwargs(args))
     if args.json:
         _emit_json(result.to_dict())
     elif not args.quiet or not result.ok:
@@ -309,6 +393,32 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"torchup: warning: {warning}", file=sys.stderr)
     return 0 if result.ok else 1
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from torchup._paths import write_output
+    from torchup.interpreters.discover import default_interpreter, select
+    from torchup.profiles import node_script, record
+    from torchup.profiles.profile import read
+
+    if args.script:
+        text = node_script()
+        what = "the profile script: run `python3 FILE > node.json` on the machine"
+    else:
+        py = select(args.python) if args.python else default_interpreter()
+        doc = record(py.executable)
+        profile = read(doc, source=py.executable)  # checks that it reads back
+        text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+        what = profile.describe()
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+        return 0
+    write_output(Path(args.output), text, force=args.force)
+    if args.json:
+        _emit_json({"schema": 1, "ok": True, "path": args.output, "summary": what})
+    elif not args.quiet:
+        print(f"wrote {args.output}: {what}")
+    return 0
 
 
 def _cmd_install(args: argparse.Namespace) -> int:
@@ -392,6 +502,7 @@ _COMMANDS = {
     "pythons": _cmd_pythons,
     "detect": _cmd_detect,
     "plan": _cmd_plan,
+    "profile": _cmd_profile,
     "install": _cmd_install,
     "verify": _cmd_verify,
     "doctor": _cmd_doctor,

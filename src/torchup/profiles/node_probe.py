@@ -76,7 +76,24 @@ def read_files(root):
                     found[path[len(root) :]] = handle.read(65536).decode("utf-8", "replace")
             except (IOError, OSError):
                 continue
-    return found
+    return display_devices_only(found)
+
+
+def display_devices_only(found):
+    # type: (dict[str, str]) -> dict[str, str]
+    """Keep the PCI files of display devices (class 0x03xxxx) only: detect looks at no
+    other, and a profile need not list a machine's every bridge and disk controller."""
+    pci = "/sys/bus/pci/devices/"
+    keep = set(
+        path.rsplit("/", 1)[0]
+        for path, text in found.items()
+        if path.startswith(pci) and path.endswith("/class") and text.strip().startswith("0x03")
+    )
+    return dict(
+        (path, text)
+        for path, text in found.items()
+        if not path.startswith(pci) or path.rsplit("/", 1)[0] in keep
+    )
 
 
 def read_links(root):
@@ -133,11 +150,14 @@ def accelerator_facts(root=""):
             answer = run_tool(path, args)
             answer.update({"tool": name, "args": list(args)})
             tools.append(answer)
+    files = read_files(root)
+    devices = set(path.rsplit("/", 1)[0] for path in files)
+    links = read_links(root)
     return {
         "system": sys.platform,
         "machine": platform.machine(),
-        "files": read_files(root),
-        "links": read_links(root),
+        "files": files,
+        "links": dict((k, v) for k, v in links.items() if k.rsplit("/", 1)[0] in devices),
         "tools": tools,
         "environment": dict((k, os.environ[k]) for k in ENVIRONMENT if k in os.environ),
     }

@@ -192,13 +192,13 @@ def _interpreter(raw: Mapping[str, Any], *, name: str, source: str) -> Interpret
     if not tags:
         raise ProfileError(f"{source}: no wheel tag follows from the Python's facts")
     return Interpreter(
-        executable=f"{name}:{facts.executable}",
+        executable=facts.executable,  # the node's own path: the plan's commands run there
         version=facts.version,
         implementation=facts.implementation,
         architecture=facts.machine,
         free_threaded=facts.free_threaded,
         kind="unknown",
-        source=f"profile {source}",
+        source=f"profile {name}" if name == source else f"profile {source} ({name})",
         prefix="",
         tags=tags,
         markers=dict(facts.markers),
