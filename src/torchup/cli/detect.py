@@ -1,0 +1,39 @@
+"""``torchup detect``: the accelerator this machine has, and the backend a plan would use."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from torchup.cli import options as o
+
+if TYPE_CHECKING:
+    from torchup.cli.options import Subparsers
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "detect", help="show the accelerator found (NVIDIA, AMD, Intel, Apple or none)"
+    )
+    o.output_options(p, quiet_help="print only warnings")
+
+
+def run(args: argparse.Namespace) -> int:
+    from torchup.choose.backends import requested_backend
+    from torchup.hardware.accelerators import detect
+    from torchup.render.text import render_accelerator
+
+    accel = detect()
+    backend = requested_backend(None, os.environ)
+    if args.json:
+        doc = {"schema": 1, "backend": {"name": backend[0], "source": backend[1]}}
+        o.emit_json({**doc, **accel.to_dict()})
+    elif not args.quiet:
+        print(render_accelerator(accel, backend))
+    for warning in accel.warnings:
+        print(f"torchup: warning: {warning}", file=sys.stderr)
+    return 0

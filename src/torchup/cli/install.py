@@ -1,0 +1,83 @@
+"""``torchup install``: a verified PyTorch in an environment, all or nothing."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from torchup.cli import options as o
+
+if TYPE_CHECKING:
+    from torchup.cli.options import Subparsers
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "install", help="create or update an environment with a verified PyTorch, all or nothing"
+    )
+    o.common(p)
+    o.plan_options(p)
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--venv", metavar="PATH", type=o.given, help="the venv to install into (created if missing)"
+    )
+    where.add_argument(
+        "--conda-env", metavar="NAME", type=o.given, help="an existing conda env (its own pip)"
+    )
+    where.add_argument(
+        "--system",
+        action="store_true",
+        help="install into the Python itself, even when it is externally managed (PEP 668)",
+    )
+    p.add_argument(
+        "--installer",
+        choices=("auto", "uv", "pip"),
+        default="auto",
+        help="uv where available (auto), or the target's own pip",
+    )
+    p.add_argument("--dry-run", action="store_true", help="show what would run; change nothing")
+    p.add_argument(
+        "--no-verify", action="store_true", help="skip running torch in the result (not advised)"
+    )
+    p.add_argument(
+        "--force-incompatible",
+        action="store_true",
+        help="when no torch wheel fits this Python, try the nearest one built for another "
+        "Python anyway: installed aside, kept only if verify passes",
+    )
+    p.add_argument(
+        "--reinstall",
+        action="store_true",
+        help="replace the torch family's files even when the same versions are installed "
+        "(repairs a damaged install; dependencies are left alone)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from torchup.envs.installing import install
+    from torchup.render.text import render_install
+
+    result = install(
+        args.requirements,
+        python=args.python,
+        venv=args.venv,
+        conda_env=args.conda_env,
+        system=args.system,
+        installer=args.installer,
+        dry_run=args.dry_run,
+        verify=not args.no_verify,
+        force_incompatible=args.force_incompatible,
+        reinstall=args.reinstall,
+        echo=not args.json and not args.quiet,
+        **o.plan_kwargs(args),
+    )
+    if args.json:
+        o.emit_json(result.to_dict())
+    elif not args.quiet or not result.ok:
+        print(render_install(result))
+    for warning in result.plan.warnings:
+        print(f"torchup: warning: {warning}", file=sys.stderr)
+    return 0 if result.ok else 1

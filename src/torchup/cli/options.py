@@ -1,0 +1,190 @@
+"""What several commands share: the option groups, reading the other machine a plan
+is for, and printing the one JSON document."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torchup.profiles import Profile
+
+    #: what ``add_subparsers`` returns, as each command's ``add_parser`` receives it
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+__all__ = [
+    "common",
+    "emit_json",
+    "error_doc",
+    "given",
+    "index_url",
+    "output_options",
+    "plan_kwargs",
+    "plan_options",
+    "target_options",
+    "target_profile",
+]
+
+
+def given(value: str) -> str:
+    """An option's value, which may not be empty (an empty one is a mistake, not a
+    request for the default)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty (leave the option out instead)")
+    return value
+
+
+def index_url(value: str) -> str:
+    """An index URL given on the command line (:func:`~torchup.index.sources.index_url_problem`)."""
+    from torchup.index.sources import index_url_problem
+
+    if problem := index_url_problem(given(value)):
+        raise argparse.ArgumentTypeError(problem)
+    return value.strip()
+
+
+def common(parser: argparse.ArgumentParser) -> None:
+    """``--python`` and the output options, for the commands that target a Python."""
+    parser.add_argument(
+        "--python",
+        metavar="SPEC",
+        type=given,
+        help="target Python: a version (3.10, 3.13t), an executable, a venv or conda "
+        "prefix, or a conda env name (default: the active venv, ./.venv, or python3 on PATH)",
+    )
+    output_options(parser)
+
+
+def output_options(
+    parser: argparse.ArgumentParser, *, quiet_help: str = "print only problems and warnings"
+) -> None:
+    """``--json``, ``-v``/``--verbose`` and ``-q``/``--quiet``, which every command takes."""
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (repeatable)")
+    parser.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
+
+
+def plan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "requirements",
+        nargs="*",
+        metavar="REQUIREMENT",
+        help="PEP 508 requirements (default: torch); torchvision/torchaudio are paired to torch",
+    )
+    p.add_argument(
+        "--backend",
+        metavar="NAME",
+        type=given,
+        help="auto (default; TORCHUP_BACKEND), cpu, cuXYZ, rocmX.Y, xpu, mps, or pypi "
+        "(what pip alone would install)",
+    )
+    p.add_argument(
+        "--torch-index-url",
+        metavar="URL",
+        type=index_url,
+        help="root of the PyTorch index (TORCHUP_TORCH_INDEX_URL; default the official one)",
+    )
+    p.add_argument("--index-url", metavar="URL", type=index_url, help="replace pip's index URL")
+    p.add_argument(
+        "--extra-index-url",
+        metavar="URL",
+        type=index_url,
+        action="append",
+        default=[],
+        help="add an index",
+    )
+    p.add_argument(
+        "--find-links",
+        metavar="LOCATION",
+        type=given,
+        action="append",
+        default=[],
+        help="add a wheel folder",
+    )
+    p.add_argument(
+        "--offline", action="store_true", help="plan from the cache only; say how old it is"
+    )
+    p.add_argument(
+        "--allow-name",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="accept a requirement named NAME although it is a keystroke from a PyTorch "
+        "package's name (refused otherwise: 'troch', 'pytorch')",
+    )
+
+
+def plan_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The options :func:`plan_options` adds, as ``plan()``/``install()`` take them."""
+    return {
+        "backend": args.backend,
+        "torch_index_url": args.torch_index_url,
+        "index_url": args.index_url,
+        "extra_index_urls": args.extra_index_url,
+        "find_links": args.find_links,
+        "offline": args.offline,
+        "allow_names": args.allow_name,
+    }
+
+
+def target_options(p: argparse.ArgumentParser) -> None:
+    """Plan for another machine: a profile (``--for``), or the flags describing one."""
+    g = p.add_argument_group("another machine (instead of --python)")
+    g.add_argument(
+        "--for",
+        dest="for_profile",
+        metavar="FILE",
+        type=given,
+        help="plan for the machine a `torchup profile` FILE describes",
+    )
+    g.add_argument("--python-version", metavar="X.Y", type=given, help="its CPython (3.13t)")
+    g.add_argument(
+        "--platform",
+        metavar="TAG",
+        type=given,
+        help="its platform tag: manylinux_2_28_x86_64, macosx_14_0_arm64, win_amd64 ...",
+    )
+    g.add_argument("--gpu", metavar="ARCHS", type=given, help="its GPUs: sm_90, 8.6,9.0, gfx942")
+    g.add_argument("--driver", metavar="VERSION", type=given, help="its NVIDIA driver (550.54)")
+    g.add_argument("--rocm", metavar="VERSION", type=given, help="its ROCm (6.3)")
+
+
+def target_profile(args: argparse.Namespace) -> Profile | None:
+    """The other machine :func:`target_options` names, or None for this one."""
+    from torchup.errors import UsageError
+    from torchup.profiles import from_flags, load
+
+    flags = {k: getattr(args, k) for k in ("python_version", "platform", "gpu", "driver", "rocm")}
+    given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v]
+    if args.for_profile is None and not given:
+        return None
+    if args.python and (args.for_profile or given):
+        raise UsageError(
+            "--python picks a Python on this machine; --for and --platform describe another",
+            hint="pass one or the other",
+        )
+    if args.for_profile is not None:
+        if given:
+            raise UsageError(
+                f"--for takes the machine from its profile; {', '.join(given)} would contradict it",
+                hint="edit the profile, or describe the machine with flags alone",
+            )
+        return load(Path(args.for_profile))
+    if not (flags["python_version"] and flags["platform"]):
+        raise UsageError(
+            "a machine described by flags needs --python-version and --platform",
+            hint="e.g. --python-version 3.12 --platform manylinux_2_28_x86_64 --gpu sm_90 "
+            "--driver 550.54",
+        )
+    return from_flags(**flags)
+
+
+def error_doc(kind: str, message: str, hint: str | None) -> dict[str, Any]:
+    return {"schema": 1, "ok": False, "error": {"type": kind, "message": message, "hint": hint}}
+
+
+def emit_json(doc: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
