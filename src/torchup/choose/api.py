@@ -22,6 +22,7 @@ from packaging.version import Version
 from torchup.choose import companions
 from torchup.choose.backends import Backend, requested_backend, resolve_backend, variant_rule
 from torchup.choose.compat import Candidate, make_candidates
+from torchup.choose.fallback import fallback_warning, pypi_fallback
 from torchup.choose.family import (
     FAMILY,
     TORCH,
@@ -40,13 +41,6 @@ from torchup.choose.plan import (
     planned_package,
 )
 from torchup.choose.resolve import MetadataLookup, Outcome, VariantRule
-from torchup.choose.variants import (
-    cuda_of_requirements,
-    driver_floors,
-    judge,
-    platform_key,
-    variant_of_cuda,
-)
 from torchup.errors import IndexFetchError, InterpreterError, TorchupError, UsageError
 from torchup.index.pages import DistFile, redact
 from torchup.index.sources import Sources, pip_sources, project_url, variant_project_url
@@ -379,7 +373,7 @@ def plan(
         alts = _alternatives(res, reqs=reqs, target=py, sources=read.sources, found=found)
         fallback = None
         if read.unreadable is not None:
-            fallback = _pypi_fallback(read.unreadable, res.outcomes, res.metadata, first.accel, py)
+            fallback = pypi_fallback(read.unreadable, res.outcomes, res.metadata, first.accel, py)
     return _assemble(
         py=py, reqs=reqs, accel=first.accel, read=read, res=res, alts=alts, fallback=fallback
     )
@@ -420,7 +414,7 @@ def _assemble(
         *(res.hw.warnings if res.hw is not None else ()),
     ]
     if fallback is not None:
-        warnings.insert(0, _fallback_warning(fallback))
+        warnings.insert(0, fallback_warning(fallback))
     return build_plan(
         fallback=fallback,
         python=py,
@@ -613,57 +607,6 @@ def _resolve(
         hw=hw,
         variant_backend=variant_backend,
     )
-
-
-def _pypi_fallback(
-    why: str,
-    outcomes: Sequence[Outcome],
-    metadata: MetadataLookup,
-    accel: Accelerator | None,
-    py: Interpreter,
-) -> PypiFallback:
-    """What PyPI's torch, planned because the PyTorch index was unreadable, is built for,
-    and whether this machine runs it."""
-    torch = next((o.choice for o in outcomes if o.choice and o.choice.project == "torch"), None)
-    if torch is None:
-        return PypiFallback(reason=why, torch=None)
-    requires = metadata(torch)
-    cuda = cuda_of_requirements(requires) if requires is not None else None
-    # unread metadata: PyPI's Linux torch is a CUDA build (x86_64 since 1.x)
-    known = requires is not None or "linux" not in torch.dist.filename
-    verdict = None
-    if accel is not None and accel.kind == "cuda" and cuda is not None:
-        verdict = judge(variant_of_cuda(cuda), torch.version, accel, platform_key(py.markers))
-    return PypiFallback(
-        reason=why, torch=torch.dist.filename, cuda=cuda, known=known, verdict=verdict
-    )
-
-
-def _fallback_warning(fallback: PypiFallback) -> str:
-    head = (
-        f"the PyTorch index could not be read ({fallback.reason}); planned what pip would "
-        "install from its own sources instead (--backend pypi)"
-    )
-    if fallback.torch is None:
-        return head
-    head += f": PyPI's torch, {fallback.describe()}"
-    if not fallback.cuda_build:
-        return head
-    if fallback.verdict is None:
-        return (
-            f"{head}, with GBs of nvidia-*/cuda-* wheels that this machine (no NVIDIA GPU) "
-            "cannot use; the CPU build is only on the PyTorch index, so `torchup install` "
-            "stops here (--backend cpu with a reachable --torch-index-url, or --backend pypi "
-            "to take the CUDA build knowingly)"
-        )
-    floors = driver_floors(fallback.verdict.variant)
-    needs = f", which needs NVIDIA driver >= {floors.strict}" if floors and floors.strict else ""
-    runs = (
-        "this driver runs it"
-        if fallback.verdict.ok
-        else f"this machine does not run it ({fallback.verdict.reason})"
-    )
-    return f"{head}{needs}: {runs}"
 
 
 def _offered(client: IndexClient, sources: Sources, variant: str) -> str:
