@@ -16,7 +16,17 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 from torchup import __version__
-from torchup.cli import detect, doctor, install, plan, profile, pythons, verify
+from torchup.cli import (
+    detect,
+    doctor,
+    install,
+    lock,
+    plan,
+    profile,
+    pythons,
+    verify,
+    wheelhouse,
+)
 from torchup.cli.options import emit_json, error_doc
 from torchup.errors import TorchupError
 
@@ -62,6 +72,8 @@ _COMMANDS: dict[str, ModuleType] = {
     "detect": detect,
     "plan": plan,
     "profile": profile,
+    "lock": lock,
+    "wheelhouse": wheelhouse,
     "install": install,
     "verify": verify,
     "doctor": doctor,

@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from torchup.choose.plan import Plan
     from torchup.profiles import Profile
 
     #: what ``add_subparsers`` returns, as each command's ``add_parser`` receives it
@@ -24,6 +26,7 @@ __all__ = [
     "output_options",
     "plan_kwargs",
     "plan_options",
+    "plan_target",
     "target_options",
     "target_profile",
 ]
@@ -180,6 +183,23 @@ def target_profile(args: argparse.Namespace) -> Profile | None:
             "--driver 550.54",
         )
     return from_flags(**flags)
+
+
+def plan_target(args: argparse.Namespace, requirements: Sequence[str]) -> Plan:
+    """The plan for ``requirements`` on the machine the options name: another one
+    (``--for`` or the flags, planned with nothing of this machine's) or a Python here."""
+    from torchup.choose.api import plan
+
+    profile = target_profile(args)
+    if profile is not None:
+        return plan(
+            requirements,
+            python=profile.python,
+            accelerator=profile.accelerator,
+            elsewhere=True,
+            **plan_kwargs(args),
+        )
+    return plan(requirements, python=args.python, **plan_kwargs(args))
 
 
 def error_doc(kind: str, message: str, hint: str | None) -> dict[str, Any]:

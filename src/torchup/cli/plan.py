@@ -23,20 +23,9 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from torchup.choose.api import plan
     from torchup.render.text import render_plan
 
-    profile = o.target_profile(args)
-    if profile is not None:
-        result = plan(
-            args.requirements,
-            python=profile.python,
-            accelerator=profile.accelerator,
-            elsewhere=True,
-            **o.plan_kwargs(args),
-        )
-    else:
-        result = plan(args.requirements, python=args.python, **o.plan_kwargs(args))
+    result = o.plan_target(args, args.requirements)
     if args.json:
         o.emit_json(result.to_dict())
     elif not args.quiet or not result.ok:

@@ -32,14 +32,16 @@ def _local_path(url: str) -> Path | None:
     return None
 
 
-def session_for(sources: Sources | None) -> HttpSession:
+def session_for(sources: Sources | None, *, read_timeout: float = 15.0) -> HttpSession:
     """A session that sends the plan's credentials to their hosts (the lock has none)."""
     from torchup.index.http import HttpSession
 
     if sources is None:
-        return HttpSession()
+        return HttpSession(read_timeout=read_timeout)
     session = HttpSession(
-        trusted_hosts=sources.trusted_hosts, verify=sources.cert.url if sources.cert else True
+        trusted_hosts=sources.trusted_hosts,
+        verify=sources.cert.url if sources.cert else True,
+        read_timeout=read_timeout,
     )
     for src in (*sources.index_urls(), *sources.find_links, sources.torch_index_url):
         session.remember(src.url)

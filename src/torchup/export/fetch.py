@@ -221,6 +221,9 @@ class _Sink:
         self.written = 0
         #: set once the file is (re)started from byte 0: no earlier ``.part`` is in it
         self.from_scratch = False
+        #: the file's length as the last response gave it (Content-Length of a 200, the
+        #: total of a 206's Content-Range), when it said
+        self.served_size: int | None = None
         self.out: BinaryIO | None = None
 
     def open(self, *, keep: bool) -> int:
@@ -336,6 +339,8 @@ def _download(
             sink.close()
             raise
         fetched += got
+        if size is not None and sink.served_size is not None and sink.served_size != size:
+            sink.fail(f"a file of {sink.served_size} bytes, not the {size} the lock says")
         if size is not None and sink.written < size and got:
             # the body ended early without an error (no Content-Length): resume
             if attempt == attempts:
@@ -397,6 +402,7 @@ def _stream(
             return _stream(session, url, sink, on_bytes, stop)
         elif response.status_code not in (200, 206):
             raise status_error(final_url, response)
+        sink.served_size = _served_size(response)
         for chunk in response.iter_bytes(CHUNK):
             if stop.is_set():
                 raise FetchCancelled
@@ -408,6 +414,15 @@ def _stream(
     finally:
         response.close()
     return got
+
+
+def _served_size(response: httpx.Response) -> int | None:
+    """The whole file's length as ``response`` states it, if it does."""
+    if response.status_code == 206:
+        total = str(response.headers.get("content-range", "")).rpartition("/")[2].strip()
+    else:
+        total = str(response.headers.get("content-length", "")).strip()
+    return int(total) if total.isdigit() else None
 
 
 def _continues(response: httpx.Response, offset: int) -> bool:

@@ -64,6 +64,7 @@ __all__ = [
     "check_agrees",
     "compile_command",
     "lock",
+    "lock_text",
     "make_lock",
     "python_platform",
 ]
@@ -421,26 +422,10 @@ def _header(lock: Lock, command: Sequence[str]) -> list[str]:
     ]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary sibling renamed over it, so a
-    reader never sees half a lock and a failure leaves the old one."""
-    import tempfile
-
-    if not path.parent.is_dir():
-        raise UsageError(f"cannot write {path}: no folder {path.parent}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise LockError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
+def lock_text(made: Lock, command: Sequence[str]) -> str:
+    """The lock as written to ``pylock.toml``: PEP 751 TOML under a comment header that
+    says what it was made for and the resolver command (redacted)."""
+    return render_lock(made, header=_header(made, command))
 
 
 def lock(
@@ -466,12 +451,14 @@ def lock(
             raise UsageError(
                 f"{path} exists", hint="pass --force to replace it, or -o another path"
             )
+    from torchup._paths import write_output
+
     made, command, warnings = make_lock(plan, uv=uv, env=env, offline=offline, timeout=timeout)
     header = _header(made, command)
-    _write_atomic(output, render_lock(made, header=header))
+    write_output(output, render_lock(made, header=header), force=True)
     if requirements is not None:
         text = requirements_text(made, header=[*header, "install: pip install --require-hashes -r"])
-        _write_atomic(requirements, text)
+        write_output(requirements, text, force=True)
     return LockResult(
         path=output,
         lock=read_lock(output),

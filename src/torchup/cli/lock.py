@@ -1,0 +1,132 @@
+"""``torchup lock``: the plan, pinned with every dependency and hash, as a PEP 751
+``pylock.toml`` (and, with ``--requirements-txt``, pip's hash-pinned form); ``--check``
+says whether an existing lock still installs and what a fresh one would change."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from torchup.cli import options as o
+from torchup.errors import UsageError
+
+if TYPE_CHECKING:
+    from torchup.cli.options import Subparsers
+
+__all__ = ["add_parser", "find_resolver", "run"]
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "lock",
+        help="pin the plan and all its dependencies, with hashes, in a PEP 751 pylock.toml",
+    )
+    o.common(p)
+    o.plan_options(p)
+    o.target_options(p)
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        type=o.given,
+        default="pylock.toml",
+        help="where to write the lock (default: pylock.toml; - for stdout); with --check, "
+        "the lock to check",
+    )
+    p.add_argument(
+        "--requirements-txt",
+        metavar="FILE",
+        type=o.given,
+        help="also write the hash-pinned requirements form, for pip install --require-hashes -r",
+    )
+    p.add_argument("--force", action="store_true", help="replace existing output files")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="check the lock (-o) instead: are its files still there with the same hashes, "
+        "and what would a fresh lock change (exit 1 if anything would)",
+    )
+
+
+def find_resolver() -> str:
+    """uv, which resolves the dependencies; a usage error naming the fix without it."""
+    from torchup.envs.installers import find_uv
+
+    found = find_uv(os.environ)
+    if found is None:
+        raise UsageError(
+            "torchup lock needs uv to resolve the dependencies, and found none beside "
+            "torchup or on PATH",
+            hint="pip install uv (in torchup's environment), then run the command again",
+        )
+    return found
+
+
+def run(args: argparse.Namespace) -> int:
+    uv = find_resolver()
+    if args.check:
+        return _check(args, uv)
+    from torchup.export.lock import lock, lock_text, make_lock
+    from torchup.render.export import render_lock
+    from torchup.render.text import render_plan
+
+    to_stdout = args.output == "-"
+    output = None if to_stdout else Path(args.output)
+    extra = Path(args.requirements_txt) if args.requirements_txt else None
+    for path in (output, extra):  # before planning: a refusal should cost nothing
+        if path is not None and path.exists() and not args.force:
+            raise UsageError(
+                f"{path} exists", hint="pass --force to replace it, or -o another path"
+            )
+    plan = o.plan_target(args, args.requirements)
+    for warning in plan.warnings:
+        print(f"torchup: warning: {warning}", file=sys.stderr)
+    if not plan.ok:  # the plan's own explanation says why, and what would fit
+        if args.json:
+            o.emit_json(plan.to_dict())
+        else:
+            print(render_plan(plan))
+        return 1
+    if output is None:
+        made, command, warnings = make_lock(plan, uv=uv, offline=args.offline)
+        sys.stdout.write(lock_text(made, command))
+        for warning in warnings:
+            print(f"torchup: warning: {warning}", file=sys.stderr)
+        return 0
+    result = lock(
+        plan, output=output, uv=uv, requirements=extra, force=args.force, offline=args.offline
+    )
+    for warning in result.warnings:
+        print(f"torchup: warning: {warning}", file=sys.stderr)
+    if args.json:
+        o.emit_json({"ok": True, **result.to_dict()})
+    elif not args.quiet:
+        print(render_lock(result))
+    return 0
+
+
+def _check(args: argparse.Namespace, uv: str) -> int:
+    from torchup.export.lockcheck import check_lock
+    from torchup.render.export import render_lock_check
+
+    if args.requirements:
+        raise UsageError(
+            "--check plans the requirements the lock records; it takes none of its own",
+            hint=f"torchup lock --check -o {args.output}",
+        )
+    if args.output == "-" or args.requirements_txt:
+        raise UsageError("--check reads a lock file (-o FILE) and writes nothing")
+    result = check_lock(
+        Path(args.output),
+        plan_fn=lambda reqs: o.plan_target(args, reqs),
+        uv=uv,
+        offline=args.offline,
+    )
+    if args.json:
+        o.emit_json({"ok": result.up_to_date, **result.to_dict()})
+    elif not args.quiet or not result.up_to_date:
+        print(render_lock_check(result))
+    return 0 if result.up_to_date else 1
