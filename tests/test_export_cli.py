@@ -111,6 +111,11 @@ def test_lock_check_passes_then_names_what_a_fresh_lock_would_change(
     assert doc["still_installs"] is True
     assert doc["up_to_date"] is False
     assert [c["text"] for c in doc["changes"]] == ["filelock 3.16.1 -> 3.17.0"]
+    other = ["lock", "--check", "-o", str(out), "--python", str(pyenv("3.12")), *sources(site)]
+    elsewhere = torchup(env, *other)
+    assert elsewhere.returncode == 1
+    assert "does not install into Python 3.12" in elsewhere.stdout
+    assert "it requires Python ==3.11.*" in elsewhere.stdout
     with_reqs = torchup(env, "lock", "torch", "--check", "-o", str(out))
     assert with_reqs.returncode == 2
     assert "takes none of its own" in with_reqs.stderr

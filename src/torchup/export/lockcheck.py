@@ -18,6 +18,7 @@ from packaging.utils import canonicalize_name
 
 from torchup.errors import TorchupError
 from torchup.export._probe import probe_all, session_for
+from torchup.export.fit import LockFit, lock_fits
 from torchup.export.lock import SCHEMA, make_lock
 from torchup.export.pylock import FAMILY, Change, Lock, diff_locks, read_lock
 from torchup.index.pages import redact
@@ -60,10 +61,13 @@ class LockCheck:
     changes: tuple[Change, ...]
     #: why no fresh lock could be made to compare with (``None``: it was made)
     fresh_error: str | None = None
+    #: whether the lock fits the Python and machine checked for (``None``: unknown,
+    #: when the requirements could not even be planned)
+    fit: LockFit | None = None
 
     @property
     def still_installs(self) -> bool:
-        return all(f.ok for f in self.files)
+        return all(f.ok for f in self.files) and (self.fit is None or self.fit.ok)
 
     @property
     def up_to_date(self) -> bool:
@@ -78,6 +82,7 @@ class LockCheck:
             "files": [f.to_dict() for f in self.files],
             "changes": [c.to_dict() for c in self.changes],
             "fresh_error": self.fresh_error,
+            "fit": self.fit.to_dict() if self.fit is not None else None,
         }
 
 
@@ -127,9 +132,11 @@ def check_lock(
     fresh: Lock | None = None
     fresh_error: str | None = None
     sources: Sources | None = None
+    fit: LockFit | None = None
     try:
         plan = plan_fn(reqs)
         sources = plan.sources
+        fit = lock_fits(old, plan.python, plan.accelerator)
         fresh = make_lock(
             plan, uv=uv, env=env, offline=offline, refresh=not offline, timeout=timeout
         )[0]
@@ -140,4 +147,5 @@ def check_lock(
         files=_states(old, fresh, sources),
         changes=diff_locks(old, fresh) if fresh is not None else (),
         fresh_error=fresh_error,
+        fit=fit,
     )

@@ -84,11 +84,13 @@ def render_lock(result: LockResult) -> str:
 def render_lock_check(check: LockCheck) -> str:
     """``torchup lock --check``: does it still install, and what would a fresh lock change."""
     lines = []
+    where = f" into {check.fit.target}" if check.fit is not None else ""
     if check.still_installs:
-        lines.append(f"{check.path} still installs: every file is where it says, as it says")
+        lines.append(f"{check.path} still installs{where}: every file is where it says, as it says")
     else:
-        lines.append(f"{check.path} no longer installs as it is:")
+        lines.append(f"{check.path} does not install{where} as it is:")
         lines += [f"  - {f.filename}: {f.reason}" for f in check.files if not f.ok]
+        lines += [f"  - {r}" for r in (check.fit.reasons if check.fit is not None else ())]
     if check.fresh_error is not None:
         lines.append(f"no fresh lock to compare with: {check.fresh_error}")
     elif check.changes:
@@ -104,7 +106,7 @@ def render_lock_check(check: LockCheck) -> str:
 def render_wheelhouse(house: Wheelhouse) -> str:
     """What ``torchup wheelhouse`` made, and how a machine without internet uses it."""
     total = sum(f.size for f in house.files)
-    fetched = sum(1 for f in house.files if f.state in ("downloaded", "resumed"))
+    fetched = sum(1 for f in house.files if f.state in ("downloaded", "resumed", "copied"))
     reused = sum(1 for f in house.files if f.state == "reused")
     lines = [
         f"wrote {house.directory}: {len(house.files)} files ({megabytes(total)}) of "
