@@ -57,8 +57,10 @@ def _made_for(lock: Lock) -> str:
     made = lock.made_for
     if made is None:
         return ""
-    variant = made.variant or "pip's sources"
-    return f" for Python {made.python_version} ({made.tag}), torch build {variant}"
+    torch = lock.package("torch")
+    label = torch.version.partition("+")[2] if torch is not None else ""
+    build = made.variant or (f"{label} (from pip's sources)" if label else "from pip's sources")
+    return f" for Python {made.python_version} ({made.tag}), torch build {build}"
 
 
 def render_lock(result: LockResult) -> str:
