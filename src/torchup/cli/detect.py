@@ -5,20 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from torchup.cli import options as o
 
-if TYPE_CHECKING:
-    from torchup.cli.options import Subparsers
-
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "detect", help="show the accelerator found (NVIDIA, AMD, Intel, Apple or none)"
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of this command (its one-line help is in :mod:`torchup.cli.main`)."""
     o.output_options(p, quiet_help="print only warnings")
 
 

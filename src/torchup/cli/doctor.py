@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torchup.cli import options as o
 from torchup.errors import TorchupError
 
-if TYPE_CHECKING:
-    from torchup.cli.options import Subparsers
-
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "doctor", help="find out why an existing PyTorch setup is broken, and how to fix it"
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of this command (its one-line help is in :mod:`torchup.cli.main`)."""
     o.common(p)
     p.add_argument(
         "--venv", metavar="PATH", type=o.given, help="the venv to examine (instead of --python)"

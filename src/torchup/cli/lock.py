@@ -7,23 +7,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from torchup.cli import options as o
 from torchup.errors import UsageError
 
-if TYPE_CHECKING:
-    from torchup.cli.options import Subparsers
-
-__all__ = ["add_parser", "find_resolver", "run"]
+__all__ = ["add_arguments", "find_resolver", "run"]
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "lock",
-        help="pin the plan and all its dependencies, with hashes, in a PEP 751 pylock.toml",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of this command (its one-line help is in :mod:`torchup.cli.main`)."""
     o.common(p)
     o.plan_options(p)
     o.target_options(p)
@@ -66,6 +58,8 @@ def find_resolver() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     uv = find_resolver()
     if args.check:
         return _check(args, uv)
@@ -109,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace, uv: str) -> int:
+    from pathlib import Path
+
     from torchup.export.lockcheck import check_lock
     from torchup.render.export import render_lock_check
 

@@ -16,17 +16,6 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 from torchup import __version__
-from torchup.cli import (
-    detect,
-    doctor,
-    install,
-    lock,
-    plan,
-    profile,
-    pythons,
-    verify,
-    wheelhouse,
-)
 from torchup.cli.options import emit_json, error_doc
 from torchup.errors import TorchupError
 
@@ -52,7 +41,10 @@ def _terminate(signum: int, frame: object) -> None:
     raise _Terminated(signum)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser; only the command ``argv`` names (its first word) gets its options,
+    the others are listed with their help (they are not imported)."""
+    chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = _Parser(
         prog="torchup",
         description="Put a working PyTorch into a chosen Python, or say exactly why it "
@@ -60,24 +52,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"torchup {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in _COMMANDS.values():
-        command.add_parser(sub)
+    for name, summary in _COMMANDS.items():
+        p = sub.add_parser(name, help=summary)
+        if name == chosen:
+            _command(name).add_arguments(p)
     return parser
 
 
-#: The subcommands, in the order ``--help`` lists them: each module's ``add_parser``
-#: adds its options and ``run`` carries it out. A new command is one more module here.
-_COMMANDS: dict[str, ModuleType] = {
-    "pythons": pythons,
-    "detect": detect,
-    "plan": plan,
-    "profile": profile,
-    "lock": lock,
-    "wheelhouse": wheelhouse,
-    "install": install,
-    "verify": verify,
-    "doctor": doctor,
+#: The subcommands, in the order ``--help`` lists them, with their one-line help. Each
+#: is a module of this package with ``add_arguments(parser)`` and ``run(args)``; only the
+#: one being run is imported (start-up is measured: docs/benchmarks.md). A new command
+#: is one more module and one more line here.
+_COMMANDS: dict[str, str] = {
+    "pythons": "list every Python on this machine and its wheel tags",
+    "detect": "show the accelerator found (NVIDIA, AMD, Intel, Apple or none)",
+    "plan": "choose the torch files for a Python, or explain why none fit",
+    "profile": "record a machine (a Python and its GPUs) for plans made elsewhere (--for)",
+    "lock": "pin the plan and all its dependencies, with hashes, in a PEP 751 pylock.toml",
+    "wheelhouse": "fetch every file of a lock or a plan into DIR, as an index pip and uv use "
+    "offline",
+    "install": "create or update an environment with a verified PyTorch, all or nothing",
+    "verify": "run torch in an environment and check it works here",
+    "doctor": "find out why an existing PyTorch setup is broken, and how to fix it",
 }
+
+
+def _command(name: str) -> ModuleType:
+    import importlib
+
+    return importlib.import_module(f"torchup.cli.{name}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     wants_json = any(a == "--json" or (len(a) > 3 and "--json".startswith(a)) for a in argv)
     try:
-        args = _parser().parse_args(argv)
+        args = _parser(argv).parse_args(argv)
     except _UsageExit as exc:
         if wants_json:
             emit_json(error_doc("UsageError", *exc.args))
@@ -114,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = {int(s): signal.signal(s, _terminate) for s in stops}
     try:
-        return int(_COMMANDS[args.command].run(args))
+        return int(_command(args.command).run(args))
     except TorchupError as exc:
         print(f"torchup: error: {exc}", file=sys.stderr)
         if wants_json:

@@ -4,18 +4,13 @@ is for, and printing the one JSON document."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from torchup.choose.plan import Plan
     from torchup.profiles import Profile
-
-    #: what ``add_subparsers`` returns, as each command's ``add_parser`` receives it
-    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 __all__ = [
     "common",
@@ -157,13 +152,13 @@ def target_options(p: argparse.ArgumentParser) -> None:
 
 def target_profile(args: argparse.Namespace) -> Profile | None:
     """The other machine :func:`target_options` names, or None for this one."""
-    from torchup.errors import UsageError
-    from torchup.profiles import from_flags, load
-
     flags = {k: getattr(args, k) for k in ("python_version", "platform", "gpu", "driver", "rocm")}
     given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v]
     if args.for_profile is None and not given:
-        return None
+        return None  # this machine: nothing of profiles/ is loaded
+    from torchup.errors import UsageError
+    from torchup.profiles import from_flags, load
+
     if args.python and (args.for_profile or given):
         raise UsageError(
             "--python picks a Python on this machine; --for and --platform describe another",
@@ -175,6 +170,8 @@ def target_profile(args: argparse.Namespace) -> Profile | None:
                 f"--for takes the machine from its profile; {', '.join(given)} would contradict it",
                 hint="edit the profile, or describe the machine with flags alone",
             )
+        from pathlib import Path  # lazy, like every import the --help path does not need
+
         return load(Path(args.for_profile))
     if not (flags["python_version"] and flags["platform"]):
         raise UsageError(
@@ -207,4 +204,6 @@ def error_doc(kind: str, message: str, hint: str | None) -> dict[str, Any]:
 
 
 def emit_json(doc: dict[str, Any]) -> None:
+    import json
+
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from torchup.cli import options as o
 
-if TYPE_CHECKING:
-    from torchup.cli.options import Subparsers
-
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "profile", help="record a machine (a Python and its GPUs) for plans made elsewhere (--for)"
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of this command (its one-line help is in :mod:`torchup.cli.main`)."""
     o.common(p)
     p.add_argument(
         "-o", "--output", metavar="FILE", help="write the profile to FILE (default: stdout)"
@@ -34,6 +26,9 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
     from torchup._paths import write_output
     from torchup.interpreters.discover import default_interpreter, select
     from torchup.profiles import node_script, record

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from torchup.cli import options as o
 
-if TYPE_CHECKING:
-    from torchup.cli.options import Subparsers
-
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser("pythons", help="list every Python on this machine and its wheel tags")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of this command (its one-line help is in :mod:`torchup.cli.main`)."""
     o.common(p)
     p.add_argument("--tags", action="store_true", help="also print each Python's wheel tags")
 

@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from torchup.cli import options as o
 from torchup.errors import UsageError
 
 if TYPE_CHECKING:
-    from torchup.cli.options import Subparsers
+    from pathlib import Path
+
     from torchup.export.wheelhouse import Wheelhouse
     from torchup.index.sources import Sources
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 
 def _jobs(value: str) -> int:
@@ -31,11 +30,8 @@ def _jobs(value: str) -> int:
     return jobs
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "wheelhouse",
-        help="fetch every file of a lock or a plan into DIR, as an index pip and uv use offline",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of this command (its one-line help is in :mod:`torchup.cli.main`)."""
     p.add_argument("directory", metavar="DIR", type=o.given, help="the folder to fill")
     o.common(p)
     o.plan_options(p)
@@ -59,6 +55,8 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from torchup.render.export import render_wheelhouse
 
     if args.lock is not None and (args.requirements or args.for_profile or args.python):
@@ -82,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
 def _from_plan(args: argparse.Namespace) -> Wheelhouse | None:
     """Plan, lock in a temporary folder, and build from that lock (``None``: the plan
     did not fit, and its explanation was printed)."""
+    import tempfile
+    from pathlib import Path
+
     from torchup.cli.lock import find_resolver
     from torchup.export.lock import lock_text, make_lock
     from torchup.render.text import render_plan
@@ -106,6 +107,8 @@ def _from_plan(args: argparse.Namespace) -> Wheelhouse | None:
 
 
 def _build(args: argparse.Namespace, lock_path: Path, *, sources: Sources | None) -> Wheelhouse:
+    from pathlib import Path
+
     from torchup.cli.progress import progress_for
     from torchup.export._probe import session_for
     from torchup.export.pylock import read_lock
