@@ -11,7 +11,9 @@ then, interleaved, for each case:
 - ``lock``: :func:`torchup.export.lock.make_lock` in this process (uv, the check against
   the plan, the sizes the HTML pages do not give), the plan given;
 - ``plan+lock``: ``torchup.plan()`` then ``make_lock``, what ``torchup lock`` does,
-  reported beside them (a planning step uv does not have).
+  reported beside them (a planning step uv does not have);
+- ``torchup lock``: the command itself, as a process (Python's start-up and imports
+  included), against ``uv pip compile`` as a process.
 
 Cold: a fresh uv cache (and torchup cache) each run. Warm: the caches of a previous run.
 Goal (issue 15): lock <= 1.1x uv cold, <= 1.0x warm.
@@ -98,7 +100,15 @@ def run(tmp: Path, torch_url: str, simple: str, runs: int) -> dict[str, list[flo
     def both(e: dict[str, str]) -> None:
         make_lock(planned(e), uv=UV, env=e)
 
-    cases = {"uv": bare, "lock": locked, "plan+lock": both}
+    out = tmp / "pylock.toml"
+    cli = [sys.executable, "-m", "torchup", "lock", *REQS, "--python", PY, "--backend", "cpu",
+           "--torch-index-url", torch_url, "--index-url", simple, "-o", str(out), "--force",
+           "-q"]  # fmt: skip
+
+    def command(e: dict[str, str]) -> None:
+        subprocess.run(cli, env=e, capture_output=True, text=True, check=True)
+
+    cases = {"uv": bare, "lock": locked, "plan+lock": both, "torchup lock": command}
     for fn in cases.values():  # warm every cache (and this process's imports) once
         fn(env(True))
     times: dict[str, list[float]] = {}
@@ -116,9 +126,9 @@ def report(times: dict[str, list[float]], runs: int) -> None:
     ).stdout.strip()
     print(f"median of {runs} runs, seconds ({version})")
     for key in sorted(med):
-        print(f"  {key:16} {med[key]:.3f}")
+        print(f"  {key:18} {med[key]:.3f}")
     for state, goal in (("cold", 1.1), ("warm", 1.0)):
-        for name in ("lock", "plan+lock"):
+        for name in ("lock", "plan+lock", "torchup lock"):
             ratio = med[f"{name} {state}"] / med[f"uv {state}"]
             verdict = "meets" if ratio <= goal else "misses"
             print(f"  {name} / uv, {state}: {ratio:.2f}x  ({verdict} the goal <= {goal}x)")

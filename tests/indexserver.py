@@ -169,6 +169,7 @@ class _State:
 
 
 class _HTTPServer(ThreadingHTTPServer):
+    request_queue_size = 128  # socketserver's 5 drops concurrent clients' SYNs (1 s retry)
     daemon_threads = True
     block_on_close = False
     owner: IndexServer

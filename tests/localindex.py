@@ -67,6 +67,11 @@ def serve(root: Path) -> Iterator[Served]:
             served.requested.append(self.path)
 
     class Server(http.server.ThreadingHTTPServer):
+        # uv opens dozens of connections at once; socketserver's backlog of 5 drops the
+        # rest's SYNs, which the kernel retries after a second: a stall no real index has
+        request_queue_size = 128
+        daemon_threads = True
+
         def handle_error(self, request: object, client_address: object) -> None:
             pass  # a client that hangs up early (uv does) is not the test's business
 

@@ -533,3 +533,37 @@ def test_credentials_in_the_index_url_are_never_written_into_the_lock(
         lock(plan, output=out, uv=uv(), env=cold, force=True)
     assert "mpmath" in str(caught.value)
     assert "s3cret" not in str(caught.value)
+
+
+# -- uv's answers, remembered --------------------------------------------------------
+
+
+@needs_uv
+def test_the_same_lock_within_ten_minutes_does_not_run_uv_again(
+    tmp_path: Path, site: tuple[Path, str, str], env: dict[str, str]
+) -> None:
+    from torchup.export import resolved
+
+    calls = tmp_path / "uv-calls"
+    wrapper = tmp_path / "uv"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec {uv()} "$@"\n')
+    wrapper.chmod(0o755)
+    plan = make_plan(site, env)
+    first = lock(plan, output=tmp_path / "a.toml", uv=str(wrapper), env=env)
+    again = lock(plan, output=tmp_path / "b.toml", uv=str(wrapper), env=env)
+    assert len(calls.read_text().splitlines()) == 1
+    assert again.lock.to_dict()["packages"] == first.lock.to_dict()["packages"]
+    # --refresh always asks uv (and uv asks the indexes)
+    lock(plan, output=tmp_path / "c.toml", uv=str(wrapper), env=env, refresh=True)
+    said = calls.read_text().splitlines()
+    assert len(said) == 2
+    assert "--refresh" in said[1].split()
+    # an answer older than MAX_AGE is not used
+    [entry] = (Path(env["TORCHUP_CACHE_DIR"]) / "lock" / "resolved").glob("*.toml")
+    old = entry.stat().st_mtime - resolved.MAX_AGE - 1
+    os.utime(entry, (old, old))
+    lock(plan, output=tmp_path / "d.toml", uv=str(wrapper), env=env)
+    assert len(calls.read_text().splitlines()) == 3
+    # another plan (other pins) is another key
+    lock(make_plan(site, env, "torch==2.8.0"), output=tmp_path / "e.toml", uv=str(wrapper), env=env)
+    assert len(calls.read_text().splitlines()) == 4

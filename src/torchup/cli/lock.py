@@ -36,6 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.add_argument(
+        "--refresh",
+        action="store_true",
+        help="ask every index again (uv --refresh): no page or resolution younger than "
+        "10 minutes is reused",
+    )
+    p.add_argument(
         "--check",
         action="store_true",
         help="check the lock (-o) instead: are its files still there with the same hashes, "
@@ -85,13 +91,19 @@ def run(args: argparse.Namespace) -> int:
             print(render_plan(plan))
         return 1
     if output is None:
-        made, command, warnings = make_lock(plan, uv=uv, offline=args.offline)
+        made, command, warnings = make_lock(plan, uv=uv, offline=args.offline, refresh=args.refresh)
         sys.stdout.write(lock_text(made, command))
         for warning in warnings:
             print(f"torchup: warning: {warning}", file=sys.stderr)
         return 0
     result = lock(
-        plan, output=output, uv=uv, requirements=extra, force=args.force, offline=args.offline
+        plan,
+        output=output,
+        uv=uv,
+        requirements=extra,
+        force=args.force,
+        offline=args.offline,
+        refresh=args.refresh,
     )
     for warning in result.warnings:
         print(f"torchup: warning: {warning}", file=sys.stderr)

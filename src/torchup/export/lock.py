@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -280,12 +280,50 @@ def check_agrees(plan: Plan, lock: Lock) -> list[str]:
 # -- sizes ------------------------------------------------------------------------------
 
 
-def _with_sizes(lock: Lock, plan: Plan, cache: Path | None) -> Lock:
+def _early_sizes(plan: Plan, cache: Path) -> Callable[[], dict[str, int]]:
+    """Ask for the sizes of the plan's own files that their index did not give (the
+    PyTorch index's HTML pages give none) while uv resolves; the returned function waits
+    and gives them by sha256 (a file that does not answer is asked again later)."""
+    remembered = load_sizes(cache)
+    wanted = [
+        (p.sha256, strip_credentials(p.dist.url))
+        for p in plan.packages
+        if p.dist is not None and not p.dist.size and p.sha256 and p.sha256 not in remembered
+    ]
+    if not wanted:
+        return dict
+    import threading
+
+    found: dict[str, int] = {}
+
+    def ask() -> None:
+        session = session_for(plan.sources)
+        try:
+            answers = probe_all(session, [url for _, url in wanted])
+        finally:
+            session.close()
+        found.update({sha: size for (sha, _), (size, _) in zip(wanted, answers, strict=True)
+                      if size is not None})  # fmt: skip
+
+    worker = threading.Thread(target=ask, name="torchup-lock-sizes", daemon=True)
+    worker.start()
+
+    def wait() -> dict[str, int]:
+        worker.join()
+        return found
+
+    return wait
+
+
+def _with_sizes(
+    lock: Lock, plan: Plan, cache: Path | None, early: Mapping[str, int] | None = None
+) -> Lock:
     """``lock`` with every file's size: the index's, the plan's, the one remembered for
     its sha256 in ``cache`` (a file's size never changes while its hash stays), else
     asked for (and remembered)."""
     known = {p.dist.sha256: p.dist.size for p in plan.packages if p.dist and p.dist.size}
     known.update(load_sizes(cache) if cache is not None else {})
+    known.update(early or {})
     missing = [f.url for _, f in lock.files() if f.size is None and f.sha256 not in known]
     probed: dict[str, tuple[int | None, str]] = {}
     if missing:
@@ -310,7 +348,7 @@ def _with_sizes(lock: Lock, plan: Plan, cache: Path | None) -> Lock:
     done = replace(
         lock, packages=tuple(replace(p, files=tuple(map(sized, p.files))) for p in lock.packages)
     )
-    if cache is not None and probed:
+    if cache is not None and (probed or early):
         save_sizes(cache, {f.sha256: f.size for _, f in done.files() if f.size is not None})
     return done
 
@@ -383,9 +421,21 @@ def make_lock(
             + "; ".join(o.message for o in plan.problems),
             hint="`torchup plan` says why; lock a request that plans",
         )
+    from torchup._paths import cache_dir
+    from torchup.export import resolved
+
     env = dict(os.environ) if env is None else env
     argv, stdin = compile_command(plan, uv=uv, offline=offline, refresh=refresh)
-    raw = parse_lock(_run_uv(argv, stdin, _uv_env(env, plan.sources), timeout), where="uv's lock")
+    uv_env = _uv_env(env, plan.sources)
+    sizes = cache_dir(env) / "lock" / "sizes.json"
+    early = _early_sizes(plan, sizes)  # while uv runs
+    key = resolved.cache_key(argv, stdin, uv_env, [p.sha256 for p in plan.packages])
+    text = resolved.recall(cache_dir(env), key) if key else None
+    if text is None:
+        text = _run_uv(argv, stdin, uv_env, timeout)
+        if key:
+            resolved.remember(cache_dir(env), key, text)
+    raw = parse_lock(text, where="uv's lock")
     warnings = check_agrees(plan, raw)
     indexes = {canonicalize_name(p.name): _index_of(p.index, p.name) for p in plan.packages}
     packages = tuple(
@@ -404,10 +454,7 @@ def make_lock(
         environments=_environment(py),
         made_for=made,
     )
-    from torchup._paths import cache_dir
-
-    sizes = cache_dir(env) / "lock" / "sizes.json"
-    return _with_sizes(lock, plan, sizes), tuple(redact(a) for a in argv), tuple(warnings)
+    return _with_sizes(lock, plan, sizes, early()), tuple(redact(a) for a in argv), tuple(warnings)
 
 
 def _header(lock: Lock, command: Sequence[str]) -> list[str]:
@@ -437,6 +484,7 @@ def lock(
     force: bool = False,
     env: Mapping[str, str] | None = None,
     offline: bool = False,
+    refresh: bool = False,
     timeout: float = 600.0,
 ) -> LockResult:
     """Write the PEP 751 lock for ``plan`` to ``output`` (and, with ``requirements``, its
@@ -453,7 +501,9 @@ def lock(
             )
     from torchup._paths import write_output
 
-    made, command, warnings = make_lock(plan, uv=uv, env=env, offline=offline, timeout=timeout)
+    made, command, warnings = make_lock(
+        plan, uv=uv, env=env, offline=offline, refresh=refresh, timeout=timeout
+    )
     header = _header(made, command)
     write_output(output, render_lock(made, header=header), force=True)
     if requirements is not None:
