@@ -262,3 +262,57 @@ def test_help_names_the_target_options(command: str, env: dict[str, str]) -> Non
     assert done.returncode == 0
     assert "--for FILE" in done.stdout
     assert "--python-version" in done.stdout
+
+
+# -- export dockerfile -----------------------------------------------------------------
+
+
+def hadolint() -> str:
+    return str(Path(sys.executable).with_name("hadolint"))
+
+
+@needs_uv
+def test_export_dockerfile_from_a_plan_writes_a_linted_dockerfile_and_its_requirements(
+    tmp_path: Path, site: Site, env: dict[str, str]
+) -> None:
+    out = tmp_path / "ctx" / "Dockerfile"
+    out.parent.mkdir()
+    args = ["export", "dockerfile", *FAMILY, "--python", str(pyenv("3.11")), *sources(site)]
+    done = torchup(env, *args, "-o", str(out), "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["path"] == str(out)
+    assert doc["build"] == "cpu"
+    assert doc["files"] == [str(out), str(out.parent / "requirements.txt")]
+    text = out.read_text()
+    assert text.count("\nFROM python:3.11-slim\n") == 1
+    assert "--require-hashes" in text
+    reqs = (out.parent / "requirements.txt").read_text()
+    assert "torch==2.8.0+cpu \\\n    --hash=sha256:" in reqs
+    lint = subprocess.run([hadolint(), "--no-color", "--failure-threshold", "style", str(out)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    again = torchup(env, *args, "-o", str(out))
+    assert again.returncode == 2
+    assert "exists" in again.stderr
+    assert out.read_text() == text
+
+
+@needs_uv
+def test_export_dockerfile_to_stdout_from_a_lock_with_a_pinned_base(
+    tmp_path: Path, site: Site, env: dict[str, str]
+) -> None:
+    lock_file = tmp_path / "pylock.toml"
+    assert torchup(env, *lock_args(site), "-o", str(lock_file)).returncode == 0
+    digest = "sha256:" + "ab" * 32
+    done = torchup(env, "export", "dockerfile", "--lock", str(lock_file), "--digest", digest,
+                   "-o", "-", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"FROM python:3.11-slim@{digest}\n" in done.stdout
+    assert (tmp_path / "requirements.txt").is_file()
+    bad = torchup(env, "export", "dockerfile", "--lock", str(lock_file), "--digest", "sha256:1",
+                  "-o", str(tmp_path / "D"))  # fmt: skip
+    assert bad.returncode == 2
+    assert not (tmp_path / "D").exists()
+    both = torchup(env, "export", "dockerfile", "torch", "--lock", str(lock_file))
+    assert both.returncode == 2

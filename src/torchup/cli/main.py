@@ -71,6 +71,7 @@ _COMMANDS: dict[str, str] = {
     "lock": "pin the plan and all its dependencies, with hashes, in a PEP 751 pylock.toml",
     "wheelhouse": "fetch every file of a lock or a plan into DIR, as an index pip and uv use "
     "offline",
+    "export": "write a Dockerfile or a conda environment.yml for a lock or a plan",
     "install": "create or update an environment with a verified PyTorch, all or nothing",
     "verify": "run torch in an environment and check it works here",
     "doctor": "find out why an existing PyTorch setup is broken, and how to fix it",
@@ -80,7 +81,7 @@ _COMMANDS: dict[str, str] = {
 def _command(name: str) -> ModuleType:
     import importlib
 
-    return importlib.import_module(f"torchup.cli.{name}")
+    return importlib.import_module(f"torchup.cli.{name.replace('-', '_')}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
