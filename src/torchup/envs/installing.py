@@ -526,17 +526,8 @@ def _commands(  # noqa: PLR0917 (private, called once)
 ) -> tuple[str, list[tuple[str, ...]]]:
     """The hash-pinned requirements text and the commands to run, in order."""
     target = staging.target
-    steps: list[tuple[str, ...]] = []
-    if target.kind == "venv" and not target.exists:
-        base = result.python.executable
-        # built at a hidden sibling, so the prompt is named for the final folder
-        prompt = (f"--prompt={target.path.name}",)  # one token: a name may start with -
-        if choice.name == "uv":
-            assert choice.uv is not None
-            create: tuple[str, ...] = (choice.uv, "venv", "--quiet", *prompt, "--python", base)
-        else:
-            create = (base, "-m", "venv", *prompt)
-        steps.append((*create, str(staging.work)))
+    create = _create_step(choice, staging, result.python.executable)
+    steps = [create] if create else []
     python = str(staging.python)
     first, second, text = install_commands(
         choice,
@@ -553,6 +544,22 @@ def _commands(  # noqa: PLR0917 (private, called once)
         reinstall=reinstall,
     )
     return text, [*steps, first, *([second] if second else [])]
+
+
+def _create_step(
+    choice: InstallerChoice, staging: envs.Staging, base: str
+) -> tuple[str, ...] | None:
+    """The command that creates a new venv from ``base`` at the staged path (``None``
+    when the target exists): built at a hidden sibling, so the prompt is named for the
+    final folder."""
+    target = staging.target
+    if target.kind != "venv" or target.exists:
+        return None
+    prompt = f"--prompt={target.path.name}"  # one token: a name may start with -
+    if choice.name == "uv":
+        assert choice.uv is not None
+        return (choice.uv, "venv", "--quiet", prompt, "--python", base, str(staging.work))
+    return (base, "-m", "venv", prompt, str(staging.work))
 
 
 def _local_family_files(result: Plan, choice: InstallerChoice) -> dict[str, tuple[Path, str]]:
