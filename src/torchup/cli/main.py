@@ -72,6 +72,7 @@ _COMMANDS: dict[str, str] = {
     "wheelhouse": "fetch every file of a lock or a plan into DIR, as an index pip and uv use "
     "offline",
     "export": "write a Dockerfile or a conda environment.yml for a lock or a plan",
+    "build-script": "write a bash script that builds torch from source when no wheel fits",
     "install": "create or update an environment with a verified PyTorch, all or nothing",
     "verify": "run torch in an environment and check it works here",
     "doctor": "find out why an existing PyTorch setup is broken, and how to fix it",
