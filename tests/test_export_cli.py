@@ -316,3 +316,49 @@ def test_export_dockerfile_to_stdout_from_a_lock_with_a_pinned_base(
     assert not (tmp_path / "D").exists()
     both = torchup(env, "export", "dockerfile", "torch", "--lock", str(lock_file))
     assert both.returncode == 2
+
+
+# -- export conda ----------------------------------------------------------------------
+
+
+def test_export_conda_from_a_plan_writes_the_pins_install_gives_the_envs_pip(
+    tmp_path: Path, site: Site, env: dict[str, str]
+) -> None:
+    _root, torch_url, _simple = site
+    out = tmp_path / "environment.yml"
+    args = ["export", "conda", *FAMILY, "--python", str(pyenv("3.11")), *sources(site)]
+    done = torchup(env, *args, "--name", "ml", "-o", str(out), "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["path"] == str(out)
+    assert doc["files"] == [str(out)]
+    assert doc["dependencies"] == ["python=3.11", "pip"]
+    assert "torch==2.8.0+cpu" in doc["pip"]
+    text = out.read_text()
+    assert "\nname: ml\n" in text
+    assert "\n  - python=3.11\n  - pip\n  - pip:\n" in text
+    assert f"      - --index-url {torch_url}/cpu\n" in text
+    again = torchup(env, *args, "-o", str(out))
+    assert again.returncode == 2
+    assert "exists" in again.stderr
+    assert out.read_text() == text
+    bad = torchup(env, *args, "--name", "my env", "-o", str(tmp_path / "b.yml"))
+    assert bad.returncode == 2
+    assert "cannot name a conda env" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert not (tmp_path / "b.yml").exists()
+
+
+@needs_uv
+def test_export_conda_from_a_lock_to_stdout_hashes_every_package(
+    tmp_path: Path, site: Site, env: dict[str, str]
+) -> None:
+    lock_file = tmp_path / "pylock.toml"
+    assert torchup(env, *lock_args(site), "-o", str(lock_file)).returncode == 0
+    done = torchup(env, "export", "conda", "--lock", str(lock_file), "-o", "-", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    pins = [line for line in done.stdout.splitlines() if "==" in line]
+    locked = tomllib.loads(lock_file.read_text())["packages"]
+    assert len(pins) == len(locked)
+    assert all("--hash=sha256:" in line for line in pins)
+    assert not (tmp_path / "environment.yml").exists()

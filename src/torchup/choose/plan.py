@@ -32,6 +32,7 @@ __all__ = [
     "build_plan",
     "exact_pin",
     "install_command",
+    "pip_arguments",
 ]
 
 SCHEMA = 1
@@ -237,13 +238,8 @@ def install_command(
     sources: Sources,
     requirements: Sequence[Requirement] = (),
 ) -> tuple[str, ...]:
-    """The target's own ``python -m pip install`` for ``packages``.
-
-    Pins are exact (:func:`exact_pin`: ``torch==2.5.1+cpu``, ``torch===2.5.1``) so no
-    other build can satisfy them. When a file comes from a PyTorch index directory,
-    that directory becomes the ``--index-url`` and pip's own index stays an
-    ``--extra-index-url`` so that torch's ordinary dependencies resolve from where they
-    always do.
+    """The target's own ``python -m pip install`` for ``packages``: the pins and index
+    arguments of :func:`pip_arguments`.
 
     >>> from torchup.index.sources import Sources, Source
     >>> s = Sources(index_url=None, extra_index_urls=(), find_links=(), trusted_hosts=(),
@@ -251,15 +247,49 @@ def install_command(
     >>> install_command("/py", [], variant_index=None, sources=s)
     ('/py', '-m', 'pip', 'install')
     """
+    pins, index_args = pip_arguments(
+        packages, variant_index=variant_index, sources=sources, requirements=requirements
+    )
+    return (executable, "-m", "pip", "install", *pins, *index_args)
+
+
+def pip_arguments(
+    packages: Sequence[PlannedPackage],
+    *,
+    variant_index: str | None,
+    sources: Sources,
+    requirements: Sequence[Requirement] = (),
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(pins, index arguments)``: what pip is given to install ``packages``, shared by
+    :func:`install_command`, the installers and the exports (one source of truth).
+
+    Pins are exact (:func:`exact_pin`: ``torch==2.5.1+cpu``, ``torch===2.5.1``) so no
+    other build can satisfy them, with the extras ``requirements`` ask for. When a file
+    comes from a PyTorch index directory, that directory becomes the ``--index-url`` and
+    pip's own index stays an ``--extra-index-url`` so that torch's ordinary dependencies
+    resolve from where they always do. Sources given as flags to torchup are passed on;
+    pip reads its own configuration for the rest. URLs are credential-free.
+
+    >>> from torchup.index.sources import Sources, Source
+    >>> s = Sources(index_url=None, extra_index_urls=(), find_links=(), trusted_hosts=(),
+    ...             no_index=False, torch_index_url=Source(url="https://t/whl", origin="default"))
+    >>> p = PlannedPackage(name="torch", version="2.5.1+cpu", local="cpu", variant="cpu",
+    ...     filename="f.whl", url="u", sha256=None, index="https://t/whl/cpu/torch/")
+    >>> pins, args = pip_arguments([p], variant_index="https://t/whl/cpu", sources=s)
+    >>> pins, args[:2]
+    (('torch==2.5.1+cpu',), ('--index-url', 'https://t/whl/cpu'))
+    >>> args[2:]
+    ('--extra-index-url', 'https://pypi.org/simple')
+    """
     extras = {
         canonicalize_name(r.name): f"[{','.join(sorted(r.extras))}]"
         for r in requirements
         if r.extras
     }
-    argv = [executable, "-m", "pip", "install"]
-    argv += [
+    pins = tuple(
         exact_pin(p.name, p.version, extras.get(canonicalize_name(p.name), "")) for p in packages
-    ]
+    )
+    argv: list[str] = []
     # Credentials never appear in output; pip finds them in its keyring or netrc.
     pip_indexes = sources.index_urls()
     if variant_index is not None and _uses(variant_index, packages):
@@ -280,7 +310,7 @@ def install_command(
         if s.origin == "--find-links"
         for arg in ("--find-links", redact(s.url))
     ]
-    return tuple(argv)
+    return pins, tuple(argv)
 
 
 def _uses(variant_index: str | None, packages: Sequence[PlannedPackage]) -> bool:

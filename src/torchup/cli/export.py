@@ -152,4 +152,25 @@ def _dockerfile(args: argparse.Namespace) -> int:
 
 
 def _conda(args: argparse.Namespace) -> int:
-    raise UsageError("torchup export conda is not wired yet")
+    """From a lock: every package pinned with its hash; from a plan: the pins and index
+    lines ``torchup install --conda-env`` gives the env's pip (no lock is made)."""
+    from torchup.export.conda import conda_environment, conda_environment_from_lock
+
+    if args.lock is not None:
+        made = conda_environment_from_lock(_read_lock(args.lock), name=args.name)
+    else:
+        plan = _planned(args)
+        if plan is None:
+            return 1
+        made = conda_environment(plan, name=args.name)
+    for warning in made.warnings:
+        print(f"torchup: warning: {warning}", file=sys.stderr)
+    return _write(args, {"environment.yml": made.text}, made.to_dict())
+
+
+def _read_lock(path: str) -> Lock:
+    from pathlib import Path
+
+    from torchup.export.pylock import read_lock
+
+    return read_lock(Path(path))

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from torchup.choose.plan import PlannedPackage, exact_pin, install_command
+from torchup.choose.plan import PlannedPackage, exact_pin, pip_arguments
 from torchup.errors import UsageError
 from torchup.index.sources import Sources
 
@@ -75,12 +75,11 @@ def choose_installer(flag: str, env: Mapping[str, str]) -> InstallerChoice:
 def _source_args(
     sources: Sources, variant_index: str | None, packages: Sequence[PlannedPackage], *, uv: bool
 ) -> list[str]:
-    """Index arguments. pip gets what :func:`~torchup.choose.plan.install_command` gives it
+    """Index arguments. pip gets those of :func:`~torchup.choose.plan.pip_arguments`
     (pip reads its own config for the rest); uv gets every source, the variant
     directory first."""
     if not uv:
-        argv = install_command("python", packages, variant_index=variant_index, sources=sources)
-        return list(argv[4 + len(packages) :])
+        return list(pip_arguments(packages, variant_index=variant_index, sources=sources)[1])
     indexes = ([variant_index] if variant_index else []) + [s.url for s in sources.index_urls()]
     args: list[str] = []
     if sources.no_index:
