@@ -461,3 +461,28 @@ def test_a_lock_without_torchups_table_needs_one_python() -> None:
     assert export.pip_lines == (f"x==1 --hash=sha256:{sha}",)
     with pytest.raises(CondaExportError, match="names no one Python"):
         conda_environment_from_lock(Lock(packages=(pkg,), requires_python=">=3.9"))
+
+
+def test_an_extra_index_pip_config_repeats_is_written_once() -> None:
+    from torchup.export.pylock import MadeFor
+
+    sha = "ab" * 32
+    wheel = LockedFile(filename="x-1-py3-none-any.whl", url="https://h/x.whl", sha256=sha)
+    sources = {
+        "no_index": False,
+        "index_url": "https://i/simple",
+        "extra_index_urls": ["https://i/simple", "https://j/simple", "https://j/simple"],
+        "find_links": ["/w", "/w"],
+    }
+    made = MadeFor(torchup="0", requirements=("x",), python_version="3.12.1",
+                   implementation="cpython", free_threaded=False, platform="linux",
+                   tag="cp312-cp312-linux_x86_64", tag_count=1, markers={}, backend="cpu",
+                   variant=None, release=None, accelerator=None, sources=sources)  # fmt: skip
+    pkg = LockedPackage(name="x", version="1", files=(wheel,))
+    export = conda_environment_from_lock(Lock(packages=(pkg,), made_for=made))
+    assert export.pip_lines == (
+        "--index-url https://i/simple",
+        "--extra-index-url https://j/simple",
+        "--find-links /w",
+        f"x==1 --hash=sha256:{sha}",
+    )

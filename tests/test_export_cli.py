@@ -362,3 +362,36 @@ def test_export_conda_from_a_lock_to_stdout_hashes_every_package(
     assert len(pins) == len(locked)
     assert all("--hash=sha256:" in line for line in pins)
     assert not (tmp_path / "environment.yml").exists()
+
+
+# -- install --lock --------------------------------------------------------------------
+
+
+@needs_uv
+def test_install_lock_installs_the_lock_or_refuses_it_with_the_reason(
+    tmp_path: Path, site: Site, env: dict[str, str]
+) -> None:
+    lock_file = tmp_path / "pylock.toml"
+    assert torchup(env, *lock_args(site), "-o", str(lock_file)).returncode == 0
+    venv = tmp_path / "v"
+    done = torchup(env, "install", "--lock", str(lock_file), "--venv", str(venv),
+                   "--installer", "uv", "--no-verify", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ok"] is True
+    site_packages = next(venv.glob("lib/python3.11/site-packages"))
+    assert (site_packages / "torch-2.8.0+cpu.dist-info").is_dir()
+    # the generated torch is not a real one: verification fails and the new venv goes
+    failed = torchup(env, "install", "--lock", str(lock_file), "--venv", str(tmp_path / "w"))
+    assert failed.returncode == 1
+    assert "verification failed" in failed.stdout
+    assert "everything was undone" in failed.stdout
+    assert not (tmp_path / "w").exists()
+    other = torchup(env, "install", "--lock", str(lock_file), "--python", str(pyenv("3.12")),
+                    "--venv", str(tmp_path / "x"))  # fmt: skip
+    assert other.returncode == 1
+    assert "it requires Python ==3.11.*; this is Python 3.12" in other.stderr
+    assert "Traceback" not in other.stderr
+    assert not (tmp_path / "x").exists()
+    both = torchup(env, "install", "torch", "--lock", str(lock_file), "--reinstall")
+    assert both.returncode == 2
+    assert "requirements, --reinstall would make a new plan" in both.stderr

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from torchup.cli import options as o
+
+if TYPE_CHECKING:
+    from torchup.envs.installing import InstallResult
 
 __all__ = ["add_arguments", "run"]
 
@@ -32,6 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="uv where available (auto), or the target's own pip",
     )
+    p.add_argument(
+        "--lock",
+        metavar="FILE",
+        type=o.given,
+        help="install exactly this pylock.toml (hash-checked, no index), instead of a plan",
+    )
     p.add_argument("--dry-run", action="store_true", help="show what would run; change nothing")
     p.add_argument(
         "--no-verify", action="store_true", help="skip running torch in the result (not advised)"
@@ -50,11 +60,59 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+#: plan options that mean nothing for ``--lock`` (the lock already decided)
+_NOT_WITH_LOCK = {
+    "requirements": "requirements",
+    "backend": "--backend",
+    "torch_index_url": "--torch-index-url",
+    "index_url": "--index-url",
+    "extra_index_url": "--extra-index-url",
+    "find_links": "--find-links",
+    "force_incompatible": "--force-incompatible",
+    "reinstall": "--reinstall",
+}
+
+
 def run(args: argparse.Namespace) -> int:
-    from torchup.envs.installing import install
     from torchup.render.text import render_install
 
-    result = install(
+    result = _from_lock(args) if args.lock is not None else _from_plan(args)
+    if args.json:
+        o.emit_json(result.to_dict())
+    elif not args.quiet or not result.ok:
+        print(render_install(result))
+    for warning in result.plan.warnings:
+        print(f"torchup: warning: {warning}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def _from_lock(args: argparse.Namespace) -> InstallResult:
+    from torchup.envs.fromlock import install_lock
+    from torchup.errors import UsageError
+
+    given = [flag for dest, flag in _NOT_WITH_LOCK.items() if getattr(args, dest, None)]
+    if given:
+        raise UsageError(
+            f"--lock installs what the lock holds; {', '.join(given)} would make a new plan",
+            hint="drop them, or make a new lock with `torchup lock ...`",
+        )
+    return install_lock(
+        args.lock,
+        python=args.python,
+        venv=args.venv,
+        conda_env=args.conda_env,
+        system=args.system,
+        installer=args.installer,
+        dry_run=args.dry_run,
+        verify=not args.no_verify,
+        echo=not args.json and not args.quiet,
+    )
+
+
+def _from_plan(args: argparse.Namespace) -> InstallResult:
+    from torchup.envs.installing import install
+
+    return install(
         args.requirements,
         python=args.python,
         venv=args.venv,
@@ -68,10 +126,3 @@ def run(args: argparse.Namespace) -> int:
         echo=not args.json and not args.quiet,
         **o.plan_kwargs(args),
     )
-    if args.json:
-        o.emit_json(result.to_dict())
-    elif not args.quiet or not result.ok:
-        print(render_install(result))
-    for warning in result.plan.warnings:
-        print(f"torchup: warning: {warning}", file=sys.stderr)
-    return 0 if result.ok else 1

@@ -509,8 +509,11 @@ def requirements_text(lock: Lock, *, header: Sequence[str] = ()) -> str:
         lines.append("--no-index")
     elif sources.get("index_url"):
         lines.append(f"--index-url {sources['index_url']}")
-    lines += [f"--extra-index-url {u}" for u in sources.get("extra_index_urls", [])]
-    lines += [f"--find-links {u}" for u in sources.get("find_links", [])]
+    # an extra index equal to the index (pip's config often repeats it) is said once
+    seen = {sources.get("index_url")}
+    extras = [u for u in dict.fromkeys(sources.get("extra_index_urls", [])) if u not in seen]
+    lines += [f"--extra-index-url {u}" for u in extras]
+    lines += [f"--find-links {u}" for u in dict.fromkeys(sources.get("find_links", []))]
     for pkg in sorted(lock.packages, key=lambda p: canonicalize_name(p.name)):
         family = canonicalize_name(pkg.name) in FAMILY
         pin = exact_pin(pkg.name, pkg.version) if family else f"{pkg.name}=={pkg.version}"
