@@ -228,6 +228,18 @@ def test_check_compares_nvcc_with_the_release_cuda(tmp_path: Path) -> None:
     line = next(x for x in widened.stdout.splitlines() if "CUDA toolkit" in x)
     assert line.split()[0] == "ok"
     assert f"nvcc {nvcc}" in line
+    archs = next(x for x in widened.stdout.splitlines() if "GPU archs" in x)
+    assert archs.split()[0] == "ok"  # 8.0 and 9.0, which every CUDA 11.8+ compiles for
+    # an architecture nvcc --list-gpu-arch does not list is named
+    old = _bash(
+        script, "--check",
+        env={**env, "TORCHUP_BUILD_CUDA_VERSIONS": nvcc, "TORCH_CUDA_ARCH_LIST": "1.0;9.0+PTX"},
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert old.returncode == 1
+    assert re.search(
+        rf"^  MISSING GPU archs +nvcc {nvcc} cannot compile for 1.0 ", old.stdout, re.M
+    )
 
 
 def test_bad_arguments_and_max_jobs(tmp_path: Path) -> None:
@@ -477,7 +489,7 @@ def test_the_whole_script_builds_installs_and_verifies_a_stand_in(tmp_path: Path
     assert head.stdout.strip() == "v2.99.0"  # the tag, not the newer commit
     assert [p.name for p in (build_dir / "dist").iterdir()] == ["torch-2.99.0-py3-none-any.whl"]
     assert "==> installing requirements.txt with" in out
-    assert "torch 2.99.0 (cpu build) from" in out
+    assert f"torch 2.99.0 (cpu build) from {venv}/lib/" in out  # not the source tree's
     assert "==> torchup verify --python" in out
     imported = subprocess.run(
         [str(python), "-c", "import torch; print(torch.__version__, torch.__file__)"],

@@ -12,7 +12,8 @@ What the script does, in order:
    ``MAX_JOBS`` wins) and prints the estimated time and disk (:data:`ESTIMATES`);
 2. checks the prerequisites (the target's Python and pip, git, cmake, ninja, a C++17
    compiler that really compiles, ``nvcc`` of a CUDA toolkit the release was built
-   with for a CUDA build or ``hipcc`` for ROCm, free disk, memory for ``MAX_JOBS``)
+   with for a CUDA build, able to compile for each architecture (``nvcc
+   --list-gpu-arch``), or ``hipcc`` for ROCm, free disk, memory for ``MAX_JOBS``)
    and stops with what is missing (``--check`` stops there, exit 0 or 1);
 3. clones the release tag with its submodules (``git clone --depth 1 --branch vX.Y.Z
    --recursive --shallow-submodules``) from ``TORCH_REPO``;
@@ -490,6 +491,25 @@ check_cuda() {
     return
   fi
   ok "CUDA toolkit" "nvcc $version ($nvcc)"
+  check_cuda_archs "$nvcc" "$version"
+}
+
+check_cuda_archs() { # nvcc version: can it compile for every TORCH_CUDA_ARCH_LIST entry?
+  local listed arch code archs=() unknown=()
+  listed=$'\n'$("$1" --list-gpu-arch 2>/dev/null)$'\n' || return 0 # older than CUDA 11
+  IFS='; ' read -ra archs <<<"${TORCH_CUDA_ARCH_LIST:-}"
+  for arch in "${archs[@]}"; do
+    arch=${arch%+PTX}
+    if ! [[ $arch =~ ^[0-9]+\.[0-9]$ ]]; then continue; fi
+    code=${arch/./}
+    if [[ $listed != *$'\n'compute_$code$'\n'* ]]; then unknown+=("$arch"); fi
+  done
+  if ((${#unknown[@]})); then
+    miss "GPU archs" "nvcc $2 cannot compile for ${unknown[*]} (nvcc --list-gpu-arch);" \
+      "use another CUDA toolkit, or drop them from TORCH_CUDA_ARCH_LIST"
+  else
+    ok "GPU archs" "nvcc $2 compiles for ${TORCH_CUDA_ARCH_LIST:-the PyTorch default}"
+  fi
 }
 
 check_rocm() {
@@ -599,6 +619,7 @@ if [[ ! -f ${wheels[0]} ]]; then
   exit 1
 fi
 wheel=$PWD/${wheels[0]}
+cd / # out of the source tree, whose torch/ folder would shadow the installed one
 
 # --- install and verify -------------------------------------------------------------------
 step "installing $wheel into $PYTHON (pip, --no-deps)"
