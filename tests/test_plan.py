@@ -295,7 +295,7 @@ def test_plan_json_schema_is_pinned(index_server: IndexServer, env: dict[str, st
         assert {"name", "version", "local", "filename", "url", "sha256", "index"} <= set(pkg)
     assert doc["packages"][1]["version"] == "0.20.1+cpu"
     assert doc["commands"][0][:4] == [pyenv("3.10"), "-m", "pip", "install"]
-    assert set(doc["alternatives"]) == {"versions", "pythons"}
+    assert set(doc["alternatives"]) == {"versions", "pythons", "build_script"}
     assert doc["fallback"] is None  # set only when auto fell back to PyPI (test_fallback.py)
 
 

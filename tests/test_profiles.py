@@ -348,6 +348,24 @@ def test_nothing_fits_the_node_and_no_python_of_this_machine_is_offered(
     assert doc["alternatives"]["pythons"] == []  # this machine's Pythons are not the node's
     here = plan_for(index_server, plan_env, "torch==1.11.0", "--python", str(pyenv("3.12.1")))
     assert here["alternatives"]["pythons"], "on this machine another Python would do"
+    assert here["alternatives"]["build_script"] == []
+
+
+def test_when_nothing_fits_the_node_the_plan_offers_a_build_script_that_runs(
+    index_server: IndexServer, plan_env: dict[str, str], tmp_path: Path
+) -> None:
+    path = EXAMPLES / "h100-driver550.json"
+    done = cli(plan_env, "plan", "torch==1.11.0", "--for", str(path), *local_indexes(index_server))
+    assert done.returncode == 1
+    command = ["torchup", "build-script", "torch==1.11.0", "--for", str(path)]
+    assert "build it from source for this Python" in done.stdout
+    assert " ".join([*command, "-o", "build-torch.sh"]) in done.stdout
+    doc = plan_for(index_server, plan_env, "torch==1.11.0", "--for", str(path))
+    assert doc["alternatives"]["build_script"] == [*command, "-o", "build-torch.sh"]
+    script = tmp_path / "build-torch.sh"
+    built = cli(plan_env, *command[1:], "-o", str(script))
+    assert built.returncode == 0, built.stderr
+    assert "v1.11.0" in script.read_text()
 
 
 def test_v100_node_with_driver_470_gets_a_build_that_still_runs_there(

@@ -30,9 +30,11 @@ __all__ = [
     "PlannedPackage",
     "PypiFallback",
     "build_plan",
+    "build_script_command",
     "exact_pin",
     "install_command",
     "pip_arguments",
+    "torch_to_build",
 ]
 
 SCHEMA = 1
@@ -158,6 +160,9 @@ class Plan:
     verdicts: tuple[Verdict, ...] = ()
     #: set when ``auto`` fell back to PyPI's build because the PyTorch index was unreadable
     fallback: PypiFallback | None = None
+    #: when torch has files but none fits and no other Python here would do: the
+    #: ``torchup build-script`` command that builds it from source for this Python
+    build_script: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -190,6 +195,7 @@ class Plan:
             "alternatives": {
                 "versions": list(self.alternative_versions),
                 "pythons": [a.to_dict() for a in self.alternative_pythons],
+                "build_script": list(self.build_script),
             },
             "warnings": list(self.warnings),
             "fallback": self.fallback.to_dict() if self.fallback is not None else None,
@@ -313,6 +319,43 @@ def pip_arguments(
     return pins, tuple(argv)
 
 
+def torch_to_build(problems: Sequence[Outcome]) -> str | None:
+    """``torch==X.Y.Z``: the newest release the request allows whose files exist but none
+    fits (so a build from source is what is left), or ``None``.
+
+    >>> from torchup.choose.resolve import Rejection
+    >>> r = [Rejection(filename=f"torch-{v}-cp39-cp39-linux_x86_64.whl", reason="tags")
+    ...      for v in ("2.4.1", "2.5.1+cpu", "2.5.1")]
+    >>> torch_to_build([Outcome(requirement=Requirement("torch<3"), choice=None, rejected=r)])
+    'torch==2.5.1'
+    """
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    for o in problems:
+        if canonicalize_name(o.requirement.name) != "torch":
+            continue
+        versions = []
+        for r in o.rejected:
+            try:
+                versions.append(parse_wheel_filename(r.filename)[1])
+            except InvalidWheelFilename:
+                continue
+        allowed = [v for v in versions if o.requirement.specifier.contains(v, prereleases=True)]
+        if allowed:
+            return f"torch=={max(allowed).public}"
+    return None
+
+
+def build_script_command(requirement: str, target: Sequence[str]) -> tuple[str, ...]:
+    """The ``torchup build-script`` argv for ``requirement`` and the target options
+    (``--python EXE``, ``--for FILE`` ...).
+
+    >>> build_script_command("torch==2.5.1", ("--python", "/py"))
+    ('torchup', 'build-script', 'torch==2.5.1', '--python', '/py', '-o', 'build-torch.sh')
+    """
+    return ("torchup", "build-script", requirement, *target, "-o", "build-torch.sh")
+
+
 def _uses(variant_index: str | None, packages: Sequence[PlannedPackage]) -> bool:
     """Whether any planned file was listed under the ``variant_index`` directory."""
     if not variant_index:
@@ -353,6 +396,7 @@ def build_plan(
     versions: list[str] = []
     for o in problems:
         versions += [f"{o.requirement.name}=={v}" for v in o.nearest]
+    build = None if alternative_pythons else torch_to_build(problems)
     return Plan(
         python=python,
         backend=backend,
@@ -362,6 +406,7 @@ def build_plan(
         problems=problems,
         alternative_versions=tuple(versions),
         alternative_pythons=tuple(alternative_pythons),
+        build_script=build_script_command(build, ("--python", python.executable)) if build else (),
         warnings=tuple(dict.fromkeys(warnings)),
         requirements=tuple(str(r) for r in requirements),
         accelerator=accelerator,

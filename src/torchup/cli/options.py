@@ -188,15 +188,32 @@ def plan_target(args: argparse.Namespace, requirements: Sequence[str]) -> Plan:
     from torchup.choose.api import plan
 
     profile = target_profile(args)
-    if profile is not None:
-        return plan(
-            requirements,
-            python=profile.python,
-            accelerator=profile.accelerator,
-            elsewhere=True,
-            **plan_kwargs(args),
-        )
-    return plan(requirements, python=args.python, **plan_kwargs(args))
+    if profile is None:
+        return plan(requirements, python=args.python, **plan_kwargs(args))
+    made = plan(
+        requirements,
+        python=profile.python,
+        accelerator=profile.accelerator,
+        elsewhere=True,
+        **plan_kwargs(args),
+    )
+    if not made.build_script:
+        return made
+    # the build script is for that machine too: named by the same options, not its path
+    from dataclasses import replace
+
+    from torchup.choose.plan import build_script_command
+
+    return replace(made, build_script=build_script_command(made.build_script[2], _target(args)))
+
+
+def _target(args: argparse.Namespace) -> tuple[str, ...]:
+    """The options that named another machine, as given."""
+    if args.for_profile is not None:
+        return ("--for", args.for_profile)
+    flags = ("python_version", "platform", "gpu", "driver", "rocm")
+    given = [(f"--{f.replace('_', '-')}", getattr(args, f, None)) for f in flags]
+    return tuple(part for flag, value in given if value for part in (flag, value))
 
 
 def error_doc(kind: str, message: str, hint: str | None) -> dict[str, Any]:

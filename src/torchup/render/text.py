@@ -107,6 +107,9 @@ def render_plan(plan: Plan) -> str:
                 out.append(f"    {alt.version}: {shlex.join(alt.command)}")
         elif plan.problems and any(o.rejected for o in plan.problems):
             out.append("  no other Python on this machine can install the request either")
+        if plan.build_script:
+            out.append("  build it from source for this Python (hours, ~15-30 GB):")
+            out.append(f"    {shlex.join(plan.build_script)}")
     return "\n".join(out)
 
 
