@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -25,12 +26,12 @@ from pathlib import Path
 import pytest
 
 from realtorch import PYENV_VERSIONS, quiet_env
+from torchup.choose.plan import build_script_command
 from torchup.cli.main import main
 from torchup.errors import UsageError
 from torchup.export.buildscript import (
     BuildScript,
     build_script,
-    build_script_command,
     exact_torch_version,
 )
 from torchup.hardware.accelerators import Accelerator, Gpu
@@ -133,8 +134,8 @@ def test_windows_is_refused() -> None:
 
 
 def test_the_hint_command_is_shell_quoted() -> None:
-    command = build_script_command("torch==2.5.1", "/opt/my python/bin/python3.14")
-    assert command == (
+    argv = build_script_command("torch==2.5.1", ("--python", "/opt/my python/bin/python3.14"))
+    assert shlex.join(argv) == (
         "torchup build-script torch==2.5.1 --python '/opt/my python/bin/python3.14' "
         "-o build-torch.sh"
     )

@@ -60,7 +60,6 @@ __all__ = [
     "BuildScript",
     "BuildScriptError",
     "build_script",
-    "build_script_command",
     "exact_torch_version",
 ]
 
@@ -190,18 +189,6 @@ def release_version(text: str) -> str:
         raise BuildScriptError(f"torch {text!r} has no vX.Y.Z tag", hint="e.g. torch==2.5.1")
     major, minor, micro = (*version.release, 0, 0)[:3]
     return f"{major}.{minor}.{micro}"
-
-
-def build_script_command(requirement: str, python: str) -> str:
-    """The ``torchup build-script`` command line for ``requirement`` (an exact pin) and
-    the target ``python``, quoted for a POSIX shell, for a hint to show.
-
-    >>> build_script_command("torch==2.5.1", "/opt/py 3.14/bin/python")
-    "torchup build-script torch==2.5.1 --python '/opt/py 3.14/bin/python' -o build-torch.sh"
-    """
-    return shlex.join(
-        ["torchup", "build-script", requirement, "--python", python, "-o", "build-torch.sh"]
-    )
 
 
 # --- the decisions -------------------------------------------------------------------
