@@ -73,6 +73,7 @@ _COMMANDS: dict[str, str] = {
     "offline",
     "export": "write a Dockerfile or a conda environment.yml for a lock or a plan",
     "build-script": "write a bash script that builds torch from source when no wheel fits",
+    "matrix": "which torch has files for which Python and which build, from the live indexes",
     "install": "create or update an environment with a verified PyTorch, all or nothing",
     "verify": "run torch in an environment and check it works here",
     "doctor": "find out why an existing PyTorch setup is broken, and how to fix it",

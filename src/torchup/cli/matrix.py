@@ -1,0 +1,109 @@
+"""``torchup matrix``: which torch has files for which Python and which build."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from torchup.cli import options as o
+
+__all__ = ["add_arguments", "run"]
+
+
+def _listed(value: str) -> list[str]:
+    items = [v.strip() for v in o.given(value).split(",") if v.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return items
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of this command (its one-line help is in :mod:`torchup.cli.main`)."""
+    p.add_argument(
+        "requirements", nargs="*", metavar="REQUIREMENT",
+        help="torch releases to show ('torch>=2.0'; default: all)",
+    )  # fmt: skip
+    p.add_argument(
+        "--python", metavar="V,...", type=_listed,
+        help="the CPython columns (3.9,3.12,3.13t; default: the usual ones and this machine's)",
+    )  # fmt: skip
+    p.add_argument(
+        "--backend", metavar="NAME,...", type=_listed,
+        help="only these builds (cpu,cu126,rocm6.3,xpu,pypi)",
+    )  # fmt: skip
+    p.add_argument(
+        "--platform", metavar="TAG", type=o.given,
+        help="another platform's matrix (manylinux_2_28_x86_64, macosx_14_0_arm64, win_amd64)",
+    )  # fmt: skip
+    p.add_argument(
+        "--for", dest="for_profile", metavar="FILE", type=o.given,
+        help="the matrix for the machine a `torchup profile` FILE describes",
+    )  # fmt: skip
+    p.add_argument("--all", action="store_true", help="every patch release, not one per minor")
+    o.output_options(p)
+    p.add_argument(
+        "--torch-index-url", metavar="URL", type=o.index_url, help="root of the PyTorch index"
+    )
+    p.add_argument("--index-url", metavar="URL", type=o.index_url, help="replace pip's index URL")
+    p.add_argument(
+        "--extra-index-url",
+        metavar="URL",
+        type=o.index_url,
+        action="append",
+        default=[],
+        help="add an index",
+    )
+    p.add_argument(
+        "--find-links",
+        metavar="LOCATION",
+        type=o.given,
+        action="append",
+        default=[],
+        help="add a wheel folder",
+    )
+    p.add_argument("--offline", action="store_true", help="from the cache only")  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from torchup.choose.matrix import read_matrix
+    from torchup.errors import UsageError
+    from torchup.render.matrix import colour_default, render_matrix
+
+    platform, accelerator = args.platform, None
+    if args.for_profile is not None:
+        if platform is not None:
+            raise UsageError("--for names the platform already", hint="pass one of them")
+        from pathlib import Path
+
+        from torchup.profiles import load
+
+        profile = load(Path(args.for_profile))
+        platform = _platform_of(profile.python.tags)
+        accelerator = profile.accelerator
+    matrix = read_matrix(
+        args.requirements or ("torch",),
+        pythons=args.python,
+        backends=args.backend,
+        platform=platform,
+        accelerator=accelerator,
+        torch_index_url=args.torch_index_url,
+        index_url=args.index_url,
+        extra_index_urls=args.extra_index_url,
+        find_links=args.find_links,
+        offline=args.offline,
+    )
+    if args.json:
+        o.emit_json(matrix.to_dict())
+    else:
+        print(render_matrix(matrix, show_all=args.all, colour=colour_default()))
+    for warning in matrix.warnings if args.json else ():
+        print(f"torchup: warning: {warning}", file=sys.stderr)
+    return 0 if matrix.rows else 1
+
+
+def _platform_of(tags: tuple[str, ...]) -> str:
+    for tag in tags:
+        platform = tag.split("-")[2]
+        if platform.startswith(("manylinux_", "macosx_", "win", "musllinux_")):
+            return platform
+    return tags[0].split("-")[2] if tags else "linux_x86_64"
