@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +55,7 @@ from torchup.index.pages import redact
 
 if TYPE_CHECKING:
     from torchup.choose.plan import Plan
+    from torchup.index.http import HttpSession
     from torchup.index.sources import Sources
     from torchup.interpreters.discover import Interpreter
 
@@ -280,58 +281,71 @@ def check_agrees(plan: Plan, lock: Lock) -> list[str]:
 # -- sizes ------------------------------------------------------------------------------
 
 
-def _early_sizes(plan: Plan, cache: Path) -> Callable[[], dict[str, int]]:
-    """Ask for the sizes of the plan's own files that their index did not give (the
-    PyTorch index's HTML pages give none) while uv resolves; the returned function waits
-    and gives them by sha256 (a file that does not answer is asked again later)."""
-    remembered = load_sizes(cache)
-    wanted = [
-        (p.sha256, strip_credentials(p.dist.url))
-        for p in plan.packages
-        if p.dist is not None and not p.dist.size and p.sha256 and p.sha256 not in remembered
-    ]
-    if not wanted:
-        return dict
-    import threading
+class _Sizes:
+    """The size requests of one lock, on one session made while uv resolves.
 
-    found: dict[str, int] = {}
+    :meth:`start` asks, in a thread, for the sizes of the plan's own files that their
+    index did not give (the PyTorch index's HTML pages give none) and makes the HTTP
+    client the later requests use (building its TLS context costs tens of
+    milliseconds, hidden behind uv). :meth:`early` waits and gives those sizes by
+    sha256 (a file that did not answer is asked again later)."""
 
-    def ask() -> None:
-        session = session_for(plan.sources)
-        try:
-            answers = probe_all(session, [url for _, url in wanted])
-        finally:
-            session.close()
-        found.update({sha: size for (sha, _), (size, _) in zip(wanted, answers, strict=True)
-                      if size is not None})  # fmt: skip
+    def __init__(self, plan: Plan, cache: Path) -> None:
+        import threading
 
-    worker = threading.Thread(target=ask, name="torchup-lock-sizes", daemon=True)
-    worker.start()
+        self.session = session_for(plan.sources)
+        remembered = load_sizes(cache)
+        self._wanted = [
+            (p.sha256, strip_credentials(p.dist.url))
+            for p in plan.packages
+            if p.dist is not None and not p.dist.size and p.sha256 and p.sha256 not in remembered
+        ]
+        self._found: dict[str, int] = {}
+        self._worker = threading.Thread(target=self._ask, name="torchup-lock-sizes", daemon=True)
 
-    def wait() -> dict[str, int]:
-        worker.join()
-        return found
+    def start(self) -> None:
+        self._worker.start()
 
-    return wait
+    def _ask(self) -> None:
+        self.session.client()  # made now, while uv runs
+        answers = probe_all(self.session, [url for _, url in self._wanted])
+        self._found.update({sha: size for (sha, _), (size, _) in zip(self._wanted, answers,
+                                                                      strict=True)
+                            if size is not None})  # fmt: skip
+
+    def early(self) -> dict[str, int]:
+        if self._worker.ident is not None:
+            self._worker.join()
+        return self._found
+
+    def close(self) -> None:
+        self.early()
+        self.session.close()
 
 
 def _with_sizes(
-    lock: Lock, plan: Plan, cache: Path | None, early: Mapping[str, int] | None = None
+    lock: Lock,
+    plan: Plan,
+    cache: Path | None,
+    early: Mapping[str, int] | None = None,
+    session: HttpSession | None = None,
 ) -> Lock:
     """``lock`` with every file's size: the index's, the plan's, the one remembered for
     its sha256 in ``cache`` (a file's size never changes while its hash stays), else
-    asked for (and remembered)."""
+    asked for (on ``session``, else a new one) and remembered."""
     known = {p.dist.sha256: p.dist.size for p in plan.packages if p.dist and p.dist.size}
     known.update(load_sizes(cache) if cache is not None else {})
     known.update(early or {})
     missing = [f.url for _, f in lock.files() if f.size is None and f.sha256 not in known]
     probed: dict[str, tuple[int | None, str]] = {}
     if missing:
-        session = session_for(plan.sources)
+        own = session is None
+        session = session_for(plan.sources) if session is None else session
         try:
             probed = dict(zip(missing, probe_all(session, missing), strict=True))
         finally:
-            session.close()
+            if own:
+                session.close()
     bad = [f"{filename_of(u)}: {why}" for u, (size, why) in probed.items() if size is None]
     if bad:
         raise LockError(
@@ -422,19 +436,38 @@ def make_lock(
             hint="`torchup plan` says why; lock a request that plans",
         )
     from torchup._paths import cache_dir
-    from torchup.export import resolved
 
     env = dict(os.environ) if env is None else env
     argv, stdin = compile_command(plan, uv=uv, offline=offline, refresh=refresh)
     uv_env = _uv_env(env, plan.sources)
-    sizes = cache_dir(env) / "lock" / "sizes.json"
-    early = _early_sizes(plan, sizes)  # while uv runs
+    cache = cache_dir(env)
+    asking = _Sizes(plan, cache / "lock" / "sizes.json")
+    try:
+        return _locked(plan, argv, stdin, uv_env, timeout, cache, asking)
+    finally:
+        asking.close()
+
+
+def _locked(  # noqa: PLR0917 (make_lock's steps, in order)
+    plan: Plan,
+    argv: Sequence[str],
+    stdin: str,
+    uv_env: Mapping[str, str],
+    timeout: float,
+    cache: Path,
+    asking: _Sizes,
+) -> tuple[Lock, tuple[str, ...], tuple[str, ...]]:
+    """uv's lock (or the one remembered for this command), checked against the plan,
+    with the indexes, the machine it is for and every size (asked for while uv runs)."""
+    from torchup.export import resolved
+
     key = resolved.cache_key(argv, stdin, uv_env, [p.sha256 for p in plan.packages])
-    text = resolved.recall(cache_dir(env), key) if key else None
+    text = resolved.recall(cache, key) if key else None
     if text is None:
+        asking.start()
         text = _run_uv(argv, stdin, uv_env, timeout)
         if key:
-            resolved.remember(cache_dir(env), key, text)
+            resolved.remember(cache, key, text)
     raw = parse_lock(text, where="uv's lock")
     warnings = check_agrees(plan, raw)
     indexes = {canonicalize_name(p.name): _index_of(p.index, p.name) for p in plan.packages}
@@ -454,7 +487,9 @@ def make_lock(
         environments=_environment(py),
         made_for=made,
     )
-    return _with_sizes(lock, plan, sizes, early()), tuple(redact(a) for a in argv), tuple(warnings)
+    sizes = cache / "lock" / "sizes.json"
+    sized = _with_sizes(lock, plan, sizes, asking.early(), asking.session)
+    return sized, tuple(redact(a) for a in argv), tuple(warnings)
 
 
 def _header(lock: Lock, command: Sequence[str]) -> list[str]:
