@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from torchup.cli import options as o
 
@@ -40,6 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the matrix for the machine a `torchup profile` FILE describes",
     )  # fmt: skip
     p.add_argument("--all", action="store_true", help="every patch release, not one per minor")
+    p.add_argument(
+        "--html", metavar="FILE", type=o.given,
+        help="also write the matrix as one self-contained HTML page (filters, files on click)",
+    )  # fmt: skip
+    p.add_argument("--force", action="store_true", help="replace an existing --html FILE")
     o.output_options(p)
     p.add_argument(
         "--torch-index-url", metavar="URL", type=o.index_url, help="root of the PyTorch index"
@@ -73,13 +79,12 @@ def run(args: argparse.Namespace) -> int:
     if args.for_profile is not None:
         if platform is not None:
             raise UsageError("--for names the platform already", hint="pass one of them")
-        from pathlib import Path
-
         from torchup.profiles import load
 
         profile = load(Path(args.for_profile))
         platform = _platform_of(profile.python.tags)
         accelerator = profile.accelerator
+    html = _html_target(args)
     matrix = read_matrix(
         args.requirements or ("torch",),
         pythons=args.python,
@@ -98,7 +103,29 @@ def run(args: argparse.Namespace) -> int:
         print(render_matrix(matrix, show_all=args.all, colour=colour_default()))
     for warning in matrix.warnings if args.json else ():
         print(f"torchup: warning: {warning}", file=sys.stderr)
+    if html is not None:
+        from torchup._paths import write_output
+        from torchup.render.matrix_html import render_html
+
+        write_output(html, render_html(matrix.to_dict()), force=args.force)
+        print(f"wrote {html}", file=sys.stderr if args.json else sys.stdout)
     return 0 if matrix.rows else 1
+
+
+def _html_target(args: argparse.Namespace) -> Path | None:
+    """The --html FILE, refused before any page is read when it exists without --force."""
+    from torchup.errors import UsageError
+
+    if args.html is None:
+        return None
+    path = Path(args.html)
+    if path.exists() and not args.force:
+        raise UsageError(
+            f"{path} exists", hint="pass --force to replace it, or --html another path"
+        )
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {path}: no folder {path.parent}")
+    return path
 
 
 def _platform_of(tags: tuple[str, ...]) -> str:
