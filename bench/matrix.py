@@ -38,8 +38,11 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--torch-index-url", help="another PyTorch index (a mirror, a folder)")
     args = parser.parse_args()
     matrix = [str(BIN / "torchup"), "matrix", "--json"]
+    if args.torch_index_url:
+        matrix += ["--torch-index-url", args.torch_index_url]
     pip = [sys.executable, "-m", "pip", "index", "versions", "torch", "--no-cache-dir"]
     cold: list[float] = []
     warm: list[float] = []

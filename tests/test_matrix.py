@@ -72,6 +72,11 @@ def test_the_json_lists_every_file_with_url_size_and_hash(doc: dict) -> None:
             assert all(f"-{tag}-" in f["filename"] for f in fs), (variant, fs)
     row = next(r for r in doc["rows"] if r["torch"] == "2.5.1")
     assert row["companions"] == {"torchvision": "0.20.1", "torchaudio": "2.5.1"}
+    # paired as plan pairs them: the table's release, confirmed by its metadata's torch pin
+    assert row["paired_by"] == {
+        "torchvision": "metadata (Requires-Dist: torch==2.5.1)",
+        "torchaudio": "metadata (Requires-Dist: torch==2.5.1)",
+    }
     assert "cu124" in row["cells"]["3.12"]
     assert "3.13" not in next(r for r in doc["rows"] if r["torch"] == "2.4.1")["cells"]
 

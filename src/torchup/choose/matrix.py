@@ -29,7 +29,9 @@ from torchup.choose.family import variant_order
 from torchup.choose.resolve import public
 
 if TYPE_CHECKING:
+    from torchup.choose.api import _Gathered
     from torchup.hardware.accelerators import Accelerator
+    from torchup.index.client import IndexClient
     from torchup.interpreters.discover import Interpreter
 
 __all__ = ["SCHEMA", "Column", "Matrix", "Row", "build_matrix", "read_matrix"]
@@ -58,8 +60,10 @@ class Row:
 
     torch: Version
     cells: Mapping[str, Mapping[str, tuple[Candidate, ...]]]
-    #: companion -> the version the cited table pairs with this torch, when the index has it
+    #: companion -> its release built for this torch (``None``: none found)
     companions: Mapping[str, str | None] = field(default_factory=dict)
+    #: companion -> how that was decided (``metadata (Requires-Dist: torch==2.5.1)``...)
+    paired_by: Mapping[str, str] = field(default_factory=dict)
     #: variants whose build runs on the accelerator (empty: none known to)
     runs_here: frozenset[str] = frozenset()
 
@@ -75,6 +79,7 @@ class Row:
             "torch": str(self.torch),
             "minor": self.minor,
             "companions": dict(self.companions),
+            "paired_by": dict(self.paired_by),
             "runs_here": sorted(self.runs_here, key=_variant_key),
             "cells": {
                 column: {
@@ -137,16 +142,17 @@ def build_matrix(
     *,
     platform: str,
     requirement: Requirement | None = None,
-    companion_versions: Mapping[str, set[Version]] | None = None,
+    pairs: Mapping[tuple[str, Version], tuple[str | None, str]] | None = None,
     runs: Callable[[str, Version], bool] | None = None,
     accelerator: str | None = None,
     warnings: Sequence[str] = (),
 ) -> Matrix:
     """The matrix of ``torch``'s files for ``columns``. Pure.
 
-    ``requirement`` filters the releases (``torch>=2.0``); ``companion_versions`` are the
-    versions each companion's pages list, so a row names the paired release only when
-    it exists; ``runs(variant, release)`` says whether a build runs on the accelerator.
+    ``requirement`` filters the releases (``torch>=2.0``); ``pairs`` maps ``(companion,
+    torch release)`` to the companion release built for it and how that was decided
+    (:func:`companion_pairs`); ``runs(variant, release)`` says whether a build runs on
+    the accelerator.
     """
     releases: dict[Version, dict[str, dict[str, list[Candidate]]]] = {}
     for cand in torch:
@@ -162,7 +168,7 @@ def build_matrix(
                 variant = cand.variant or PYPI
                 row.setdefault(column.name, {}).setdefault(variant, []).append(cand)
     rows = [
-        _row(release, cells, companion_versions or {}, runs)
+        _row(release, cells, pairs or {}, runs)
         for release, cells in sorted(releases.items(), reverse=True)
         if cells
     ]
@@ -180,21 +186,55 @@ def build_matrix(
 def _row(
     release: Version,
     cells: Mapping[str, Mapping[str, list[Candidate]]],
-    companion_versions: Mapping[str, set[Version]],
+    pairs: Mapping[tuple[str, Version], tuple[str | None, str]],
     runs: Callable[[str, Version], bool] | None,
 ) -> Row:
-    paired: dict[str, str | None] = {}
-    for name in COMPANIONS:
-        version = companions.predicted(name, release)
-        known = companion_versions.get(name)
-        paired[name] = str(version) if version is not None and known and version in known else None
+    found = {name: pairs.get((name, release), (None, "no release found")) for name in COMPANIONS}
     variants = {v for cell in cells.values() for v in cell}
     return Row(
         torch=release,
         cells={c: {v: tuple(files) for v, files in cell.items()} for c, cell in cells.items()},
-        companions=paired,
+        companions={name: version for name, (version, _how) in found.items()},
+        paired_by={name: how for name, (_version, how) in found.items()},
         runs_here=frozenset(v for v in variants if runs is not None and runs(v, release)),
     )
+
+
+def companion_pairs(
+    releases: Sequence[Version],
+    offered: Mapping[str, Sequence[Candidate]],
+    requires: Callable[[Candidate], Sequence[str] | None],
+) -> dict[tuple[str, Version], tuple[str | None, str]]:
+    """For each torch release, each companion's release built for it, as ``plan``
+    pairs them (:func:`~torchup.choose.resolve.pair`): the version the cited table
+    predicts, accepted when one of its files' ``Requires-Dist: torch`` admits the
+    release (or, metadata unreadable, on the table's word). ``requires`` reads a file's
+    Requires-Dist (``None``: unreadable)."""
+    from torchup.choose.resolve import torch_requirement
+
+    out: dict[tuple[str, Version], tuple[str | None, str]] = {}
+    for name in COMPANIONS:
+        by_version: dict[Version, Candidate] = {}
+        for offer in offered.get(name, ()):
+            if offer.is_wheel:
+                by_version.setdefault(public(offer.version), offer)
+        for release in releases:
+            predicted = companions.predicted(name, release)
+            cand = by_version.get(predicted) if predicted is not None else None
+            if cand is None:
+                out[(name, release)] = (None, "the table's release is not on the index")
+                continue
+            lines = requires(cand)
+            if lines is None:
+                out[(name, release)] = (str(predicted), "table (metadata unreadable)")
+                continue
+            treq = torch_requirement(lines, {})
+            if treq is None or treq.specifier.contains(release, prereleases=True):
+                how = f"metadata (Requires-Dist: {treq})" if treq else "metadata (no torch pin)"
+                out[(name, release)] = (str(predicted), how)
+            else:
+                out[(name, release)] = (None, f"{name} {predicted} is built for {treq}")
+    return out
 
 
 # -- the edge ----------------------------------------------------------------------------
@@ -286,25 +326,71 @@ def read_matrix(
                 )
             variants = [v for v in variants if v in backends]
         got = _gather(client, sources, variants, ["torch", *COMPANIONS])
-    warnings += [f"skipped a source: {e}" for e in got.pip_errors]
-    cands = _candidates(got, "torch", torch_index=True, labelled_only=False)
-    if backends:
-        cands = [c for c in cands if (c.variant or PYPI) in backends]
-    companion_versions = {
-        name: {public(c.version) for c in _candidates(got, name, torch_index=True,
-                                                      labelled_only=False)}
-        for name in COMPANIONS
-    }  # fmt: skip
+        warnings += [f"skipped a source: {e}" for e in got.pip_errors]
+        cands = _candidates(got, "torch", torch_index=True, labelled_only=False)
+        if backends:
+            cands = [c for c in cands if (c.variant or PYPI) in backends]
+        releases = sorted({public(c.version) for c in cands if not c.version.is_prerelease
+                           and (requirement is None or requirement.specifier.contains(
+                               public(c.version), prereleases=False))})  # fmt: skip
+        offered = {name: _predicted_files(got, name, releases) for name in COMPANIONS}
+        pairs = companion_pairs(releases, offered, _concurrent_requires(client, releases, offered))
     return _tabulate(
         cands,
         requirement=requirement,
         pythons=pythons,
         platform=platform,
         accelerator=accelerator,
-        companion_versions=companion_versions,
+        pairs=pairs,
         env=env,
         warnings=warnings,
     )
+
+
+def _predicted_files(got: _Gathered, name: str, releases: Sequence[Version]) -> list[Candidate]:
+    """The companion's files of the releases the table pairs with ``releases`` (its
+    pages list thousands of files; only these are parsed)."""
+    from torchup.choose.compat import make_candidates
+
+    wanted = {str(v) for r in releases if (v := companions.predicted(name, r)) is not None}
+    prefixes = tuple(f"{name}-{v}{sep}" for v in wanted for sep in ("-", "+", "%2B"))
+    files = [
+        dist
+        for pool in (got.torch_index.get(name, []), got.pip.get(name, []))
+        for dist in pool
+        if dist.filename.startswith(prefixes)
+    ]
+    unique = list({d.filename: d for d in reversed(files)}.values())[::-1]
+    return make_candidates(unique, name)[0]
+
+
+def _concurrent_requires(
+    client: IndexClient,
+    releases: Sequence[Version],
+    offered: Mapping[str, Sequence[Candidate]],
+) -> Callable[[Candidate], Sequence[str] | None]:
+    """A Requires-Dist reader whose answers for the files :func:`companion_pairs` will
+    ask about were read beforehand, eight at a time (cached like ``plan``'s)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from torchup.errors import TorchupError
+
+    wanted: dict[str, Candidate] = {}
+
+    def collect(cand: Candidate) -> None:  # a dry run names the files to read
+        wanted.setdefault(cand.dist.url, cand)
+
+    companion_pairs(releases, offered, collect)
+
+    def read(cand: Candidate) -> Sequence[str] | None:
+        try:
+            return tuple(client.get_metadata(cand.dist).get_all("Requires-Dist") or ())
+        except TorchupError:
+            return None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = dict(zip(wanted, pool.map(read, wanted.values()), strict=True))
+    return lambda cand: answers.get(cand.dist.url)
 
 
 def _torch_requirement(requirements: Sequence[str]) -> Requirement | None:
@@ -337,7 +423,7 @@ def _tabulate(
     pythons: Sequence[str] | None,
     platform: str | None,
     accelerator: Accelerator | None,
-    companion_versions: Mapping[str, set[Version]],
+    pairs: Mapping[tuple[str, Version], tuple[str | None, str]],
     env: Mapping[str, str],
     warnings: list[str],
 ) -> Matrix:
@@ -365,7 +451,7 @@ def _tabulate(
         columns,
         platform=here_platform,
         requirement=requirement,
-        companion_versions=companion_versions,
+        pairs=pairs,
         runs=runs,
         accelerator=accel.kind if accel is not None else None,
         warnings=warnings,
