@@ -47,27 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace an existing --html FILE")
     o.output_options(p)
-    p.add_argument(
-        "--torch-index-url", metavar="URL", type=o.index_url, help="root of the PyTorch index"
-    )
-    p.add_argument("--index-url", metavar="URL", type=o.index_url, help="replace pip's index URL")
-    p.add_argument(
-        "--extra-index-url",
-        metavar="URL",
-        type=o.index_url,
-        action="append",
-        default=[],
-        help="add an index",
-    )
-    p.add_argument(
-        "--find-links",
-        metavar="LOCATION",
-        type=o.given,
-        action="append",
-        default=[],
-        help="add a wheel folder",
-    )
-    p.add_argument("--offline", action="store_true", help="from the cache only")  # fmt: skip
+    o.source_options(p)
 
 
 def run(args: argparse.Namespace) -> int:

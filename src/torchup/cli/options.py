@@ -65,20 +65,9 @@ def output_options(
     parser.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
 
 
-def plan_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "requirements",
-        nargs="*",
-        metavar="REQUIREMENT",
-        help="PEP 508 requirements (default: torch); torchvision/torchaudio are paired to torch",
-    )
-    p.add_argument(
-        "--backend",
-        metavar="NAME",
-        type=given,
-        help="auto (default; TORCHUP_BACKEND), cpu, cuXYZ, rocmX.Y, xpu, mps, or pypi "
-        "(what pip alone would install)",
-    )
+def source_options(p: argparse.ArgumentParser) -> None:
+    """Where pages are read from: the PyTorch index, pip's indexes and wheel folders,
+    and ``--offline``."""
     p.add_argument(
         "--torch-index-url",
         metavar="URL",
@@ -102,9 +91,24 @@ def plan_options(p: argparse.ArgumentParser) -> None:
         default=[],
         help="add a wheel folder",
     )
+    p.add_argument("--offline", action="store_true", help="read cached pages only; say their age")
+
+
+def plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--offline", action="store_true", help="plan from the cache only; say how old it is"
+        "requirements",
+        nargs="*",
+        metavar="REQUIREMENT",
+        help="PEP 508 requirements (default: torch); torchvision/torchaudio are paired to torch",
     )
+    p.add_argument(
+        "--backend",
+        metavar="NAME",
+        type=given,
+        help="auto (default; TORCHUP_BACKEND), cpu, cuXYZ, rocmX.Y, xpu, mps, or pypi "
+        "(what pip alone would install)",
+    )
+    source_options(p)
     p.add_argument(
         "--allow-name",
         metavar="NAME",
