@@ -19,12 +19,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
+import standin
 from realtorch import PYENV_VERSIONS, quiet_env
 from torchup.choose.plan import build_script_command
 from torchup.cli.main import main
@@ -261,153 +261,6 @@ def test_bad_arguments_and_max_jobs(tmp_path: Path) -> None:
 
 # --- end to end against a stand-in repository --------------------------------------------
 
-_MINI_TORCH = {
-    "pyproject.toml": """
-        [build-system]
-        requires = ["setuptools"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "torch"
-        version = "2.99.0"
-
-        [tool.setuptools]
-        packages = ["torch", "torch.backends"]
-    """,
-    "requirements.txt": "setuptools\nwheel\n",
-    "torch/__init__.py": """
-        \"\"\"A stand-in torch: a few pure-Python tensor operations, enough for verify.\"\"\"
-        __version__ = "2.99.0"
-        from torch import backends, cuda, version
-        from torch._tensor import Tensor, arange, float32, mm, ones, tensor
-    """,
-    "torch/version.py": "cuda = None\nhip = None\ndebug = False\ngit_version = 'stand-in'\n",
-    "torch/cuda.py": """
-        def is_available():
-            return False
-
-
-        def device_count():
-            return 0
-    """,
-    "torch/backends/__init__.py": """
-        class _Cudnn:
-            def version(self):
-                return None
-
-        class _Mps:
-            def is_built(self):
-                return False
-
-            def is_available(self):
-                return False
-
-        cudnn, mps = _Cudnn(), _Mps()
-    """,
-    "torch/_tensor.py": """
-        float32 = "float32"
-
-
-        class Tensor:
-            def __init__(self, data, shape, parents=(), requires_grad=False):
-                self.data, self.shape = [float(x) for x in data], tuple(shape)
-                self.parents, self.grad = parents, None
-                self.requires_grad = requires_grad or any(p.requires_grad for p, _ in parents)
-
-            def reshape(self, *shape):
-                return Tensor(self.data, shape)
-
-            def t(self):
-                rows, cols = self.shape
-                return Tensor([self.data[i * cols + j] for j in range(cols) for i in range(rows)],
-                              (cols, rows))
-
-            def cpu(self):
-                return self
-
-            def tolist(self):
-                if len(self.shape) < 2:
-                    return list(self.data)
-                cols = self.shape[1]
-                return [self.data[i:i + cols] for i in range(0, len(self.data), cols)]
-
-            def __float__(self):
-                (value,) = self.data
-                return value
-
-            def __mul__(self, other):
-                if isinstance(other, Tensor):
-                    data = [a * b for a, b in zip(self.data, other.data)]
-                    return Tensor(data, self.shape, (
-                        (self, lambda g: [x * b for x, b in zip(g, other.data)]),
-                        (other, lambda g: [x * a for x, a in zip(g, self.data)]),
-                    ))
-                return Tensor([a * other for a in self.data], self.shape,
-                              ((self, lambda g: [x * other for x in g]),))
-
-            __rmul__ = __mul__
-
-            def __add__(self, other):
-                if isinstance(other, Tensor):
-                    data = [a + b for a, b in zip(self.data, other.data)]
-                    return Tensor(data, self.shape, ((self, list), (other, list)))
-                return Tensor([a + other for a in self.data], self.shape, ((self, list),))
-
-            __radd__ = __add__
-
-            def sum(self):
-                n = len(self.data)
-                return Tensor([sum(self.data)], (), ((self, lambda g: [g[0]] * n),))
-
-            def backward(self):
-                order, seen = [], set()
-
-                def visit(t):
-                    if id(t) not in seen:
-                        seen.add(id(t))
-                        for parent, _ in t.parents:
-                            visit(parent)
-                        order.append(t)
-
-                visit(self)
-                grads = {id(self): [1.0]}
-                for t in reversed(order):
-                    g = grads.get(id(t))
-                    if g is None:
-                        continue
-                    if not t.parents:
-                        t.grad = Tensor(g, t.shape)
-                    for parent, local in t.parents:
-                        more, old = local(g), grads.get(id(parent))
-                        grads[id(parent)] = more if old is None else [
-                            a + b for a, b in zip(old, more)]
-
-
-        def tensor(values, requires_grad=False, device=None):
-            rows = [v if isinstance(v, list) else [v] for v in values]
-            flat = [x for row in rows for x in row]
-            shape = (len(values),) if not isinstance(values[0], list) else (len(rows), len(rows[0]))
-            return Tensor(flat, shape, requires_grad=requires_grad)
-
-
-        def arange(start, end=None, dtype=None, device=None):
-            start, end = (0, start) if end is None else (start, end)
-            data = [start + i for i in range(int(end - start))]
-            return Tensor(data, (len(data),))
-
-
-        def ones(rows, cols, device=None):
-            return Tensor([1.0] * (rows * cols), (rows, cols))
-
-
-        def mm(a, b):
-            (n, k), (_, m) = a.shape, b.shape
-            data = [sum(a.data[i * k + x] * b.data[x * m + j] for x in range(k))
-                    for i in range(n) for j in range(m)]
-            return Tensor(data, (n, m))
-    """,
-}
-
 
 def _git(*args: str, cwd: Path) -> None:
     env = {
@@ -421,7 +274,7 @@ def _git(*args: str, cwd: Path) -> None:
     )  # fmt: skip
 
 
-def _stand_in_repository(root: Path) -> Path:
+def _stand_in_repository(root: Path, *, broken: bool = False) -> Path:
     """A git repository like PyTorch's at a release tag: ``v2.99.0``, one submodule."""
     lib = root / "third-party-lib"
     lib.mkdir(parents=True)
@@ -431,10 +284,10 @@ def _stand_in_repository(root: Path) -> Path:
     _git("commit", "-q", "-m", "lib", cwd=lib)
     repo = root / "pytorch"
     repo.mkdir()
-    for name, text in _MINI_TORCH.items():
+    for name, data in standin.sources("2.99.0", broken=broken).items():
         path = repo / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        path.write_bytes(data)
     _git("init", "-q", cwd=repo)
     _git("submodule", "add", "-q", str(lib), "third_party/lib", cwd=repo)
     _git("add", ".", cwd=repo)
@@ -444,27 +297,31 @@ def _stand_in_repository(root: Path) -> Path:
     return repo
 
 
-@pytest.mark.skipif(
+_NEEDS_BUILD_TOOLS = pytest.mark.skipif(
     PYTHON312 is None or not LOCAL_WHEELS or not _present("git"),
     reason="needs a pyenv CPython 3.12, git and the local wheel folders",
 )
-def test_the_whole_script_builds_installs_and_verifies_a_stand_in(tmp_path: Path) -> None:
+
+
+def _script_run(tmp_path: Path, *, broken: bool = False) -> tuple[Path, Path, dict[str, str]]:
+    """A stand-in repository, a fresh 3.12 venv and its build script, with torchup on
+    ``PATH`` and pip reading only this disk: ``(script, venv, env)``."""
     assert PYTHON312 is not None
-    repo = _stand_in_repository(tmp_path / "upstream")
+    repo = _stand_in_repository(tmp_path / "upstream", broken=broken)
     venv = tmp_path / "venv"
     subprocess.run([str(PYTHON312), "-m", "venv", str(venv)], check=True, capture_output=True)
-    python = venv / "bin" / "python"
-    made = build_script(torch_version="2.99.0", python=str(python), accelerator=CPU)
+    made = build_script(
+        torch_version="2.99.0", python=str(venv / "bin" / "python"), accelerator=CPU
+    )
     script = _write_script(tmp_path, made)
-    bin_dir = tmp_path / "bin"  # torchup on PATH, so the script runs `torchup verify`
+    bin_dir = tmp_path / "bin"  # torchup on PATH, so the script runs `torchup install`
     bin_dir.mkdir()
     (bin_dir / "torchup").symlink_to(TORCHUP)
-    build_dir = tmp_path / "work" / "pytorch"
     env = {
         **quiet_env(),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "TORCH_REPO": repo.as_uri(),  # file://: a real shallow clone, as over the network
-        "TORCHUP_BUILD_DIR": str(build_dir),
+        "TORCHUP_BUILD_DIR": str(tmp_path / "work" / "pytorch"),
         "TORCHUP_BUILD_MIN_DISK_GB": "0",
         # local file submodules need this since git 2.38.1
         "GIT_CONFIG_COUNT": "1",
@@ -479,6 +336,14 @@ def test_the_whole_script_builds_installs_and_verifies_a_stand_in(tmp_path: Path
         "TORCHUP_CACHE_DIR": str(tmp_path / "cache"),
     }
     (tmp_path / "work").mkdir()
+    return script, venv, env
+
+
+@_NEEDS_BUILD_TOOLS
+def test_the_whole_script_builds_installs_and_verifies_a_stand_in(tmp_path: Path) -> None:
+    script, venv, env = _script_run(tmp_path)
+    python = venv / "bin" / "python"
+    build_dir = tmp_path / "work" / "pytorch"
     proc = _bash(script, env=env, cwd=tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
@@ -491,7 +356,10 @@ def test_the_whole_script_builds_installs_and_verifies_a_stand_in(tmp_path: Path
     assert [p.name for p in (build_dir / "dist").iterdir()] == ["torch-2.99.0-py3-none-any.whl"]
     assert "==> installing requirements.txt with" in out
     assert f"torch 2.99.0 (cpu build) from {venv}/lib/" in out  # not the source tree's
-    assert "==> torchup verify --python" in out
+    wheel = build_dir / "dist" / "torch-2.99.0-py3-none-any.whl"
+    assert f"==> torchup install {wheel} --venv {venv} --reinstall" in out
+    assert "verified" in out
+    assert f"installed into {venv}" in out
     imported = subprocess.run(
         [str(python), "-c", "import torch; print(torch.__version__, torch.__file__)"],
         capture_output=True, text=True, check=True, cwd=tmp_path,
@@ -509,6 +377,24 @@ def test_the_whole_script_builds_installs_and_verifies_a_stand_in(tmp_path: Path
     again = _bash(script, env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "==> reusing the checkout of v2.99.0" in again.stdout
+
+
+@_NEEDS_BUILD_TOOLS
+def test_a_built_wheel_that_fails_verify_is_undone(tmp_path: Path) -> None:
+    """torchup install is the script's install step: a build whose torch computes wrong
+    answers is installed into a staged copy, fails verify, and never reaches the venv."""
+    script, venv, env = _script_run(tmp_path, broken=True)
+    proc = _bash(script, env=env, cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "fail  matmul:cpu" in out
+    assert "verification failed" in out
+    assert "everything was undone" in out
+    assert "Traceback" not in out
+    site = venv / "lib" / "python3.12" / "site-packages"
+    assert (site / "setuptools").is_dir()  # the build requirements stay: step 4, not the install
+    assert not [p.name for p in site.iterdir() if p.name.startswith("torch")]
+    assert "checking import torch" not in out  # the script stopped at the failed install
 
 
 # --- the command line -------------------------------------------------------------------

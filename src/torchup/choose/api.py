@@ -31,6 +31,7 @@ from torchup.choose.family import (
     resolve_family,
     resolve_on_hardware,
 )
+from torchup.choose.localwheel import local_candidate, split_local_wheels
 from torchup.choose.names import near_family_name
 from torchup.choose.plan import (
     AltPython,
@@ -346,10 +347,13 @@ def plan(
     a keystroke from a PyTorch package's (``troch``) is a :class:`UsageError` unless
     ``allow_names`` has it (:mod:`torchup.choose.names`). ``elsewhere``: ``python`` and
     ``accelerator`` describe another machine (:mod:`torchup.profiles`), so no Python of
-    this one is offered instead.
+    this one is offered instead. A requirement may be a wheel file's path (or ``file:``
+    URL), planned as that file alone (:mod:`torchup.choose.localwheel`); ``auto`` then
+    takes it as the build it is instead of detecting the accelerator.
     """
     env = dict(os.environ) if env is None else env
-    reqs = parse_requirements(requirements, allow_names)
+    texts, wheels = split_local_wheels(requirements, cwd=cwd or Path.cwd())
+    reqs = parse_requirements(texts, allow_names)
     # Discovery runs at most once: for a version SPEC, and for the other Pythons that
     # could install a request that does not fit this one.
     everything = cache(lambda: discover(env=env, cwd=cwd))
@@ -360,15 +364,16 @@ def plan(
         overrides={
             "index_url": index_url,
             "extra_index_urls": tuple(extra_index_urls),
-            "find_links": tuple(find_links),
+            "find_links": (*find_links, *dict.fromkeys(w.folder for w in wheels.values())),
             "torch_index_url": torch_index_url,
         },
     )
-    first = _choose_backend(backend, accelerator, env=env, py=py)
+    first = _choose_backend(backend, accelerator, env=env, py=py, wheels=bool(wheels))
     projects = list(dict.fromkeys(canonicalize_name(r.name) for r in reqs))
     with _index_client(sources, env=env, offline=offline) as client:
         read = _read_sources(client, sources, first, projects, offline=offline)
-        res = _resolve(client, read, reqs, py)
+        local = {p: local_candidate(w, client.file_hashes.sha256) for p, w in wheels.items()}
+        res = _resolve(client, read, reqs, py, local)
         found: Callable[[], list[Interpreter]] = (lambda: []) if elsewhere else everything
         alts = _alternatives(res, reqs=reqs, target=py, sources=read.sources, found=found)
         fallback = None
@@ -457,11 +462,21 @@ def _interpreter(
 
 
 def _choose_backend(
-    backend: str | None, accelerator: Accelerator | None, *, env: Mapping[str, str], py: Interpreter
+    backend: str | None,
+    accelerator: Accelerator | None,
+    *,
+    env: Mapping[str, str],
+    py: Interpreter,
+    wheels: bool = False,
 ) -> _Choice:
     """The backend asked for and what it means here (``auto`` detects the accelerator
-    unless given one); raise :class:`UsageError` for ``mps`` off Apple silicon."""
+    unless given one, or takes a local wheel as ``wheels`` says one is named); raise
+    :class:`UsageError` for ``mps`` off Apple silicon."""
     name, origin = requested_backend(backend, env)
+    if name == "auto" and wheels:  # the wheel is the build; companions as pip finds them
+        source = f"{origin}: auto; a local wheel is installed as it was built"
+        chosen = Backend(name="pypi", variant=None, source=source)
+        return _Choice(name=name, origin=origin, backend=chosen, accel=None, hardware=False)
     on_apple = (
         py.markers.get("sys_platform") == "darwin" and py.markers.get("platform_machine") == "arm64"
     )
@@ -563,17 +578,24 @@ def _read_sources(
 
 
 def _resolve(
-    client: IndexClient, read: _Read, reqs: Sequence[Requirement], py: Interpreter
+    client: IndexClient,
+    read: _Read,
+    reqs: Sequence[Requirement],
+    py: Interpreter,
+    local: Mapping[NormalizedName, Candidate],
 ) -> _Resolved:
     """Resolve the request from the pages read: on a GPU, the newest build that runs
-    on it (which settles the backend); otherwise under the chosen backend's rule.
+    on it (which settles the backend); otherwise under the chosen backend's rule. A
+    ``local`` wheel is its project's only candidate, whatever its variant.
     Raise :class:`TorchupError` when the markers exclude every requirement."""
     choice, got, projects = read.choice, read.got, read.projects
     chosen, accel = choice.backend, choice.accel
     variant_backend = choice.hardware or chosen.variant is not None
     labelled = variant_backend and chosen.name != "mps"
     cands = {
-        p: _candidates(got, p, torch_index=variant_backend, labelled_only=labelled)
+        p: [local[p]]
+        if p in local
+        else _candidates(got, p, torch_index=variant_backend, labelled_only=labelled)
         for p in projects
     }
     metadata = _metadata_lookup(client)
@@ -589,7 +611,7 @@ def _resolve(
             source=f"{choice.origin}: auto, {accel.describe()}",
         )
     else:
-        rule = variant_rule(chosen)
+        rule = _as_built(variant_rule(chosen), local)
         outcomes = resolve_family(reqs, cands, py, rule, metadata)
     if variant_backend and chosen.variant is not None:
         outcomes = _plain_builds_only(outcomes, got, chosen.variant)
@@ -607,6 +629,15 @@ def _resolve(
         hw=hw,
         variant_backend=variant_backend,
     )
+
+
+def _as_built(rule: VariantRule, local: Mapping[NormalizedName, Candidate]) -> VariantRule:
+    """``rule``, but a local wheel is accepted as the build it is (its variant is the
+    user's choice, made by naming the file)."""
+    if not local:
+        return rule
+    urls = {c.dist.url for c in local.values()}
+    return lambda cand: None if cand.dist.url in urls else rule(cand)
 
 
 def _offered(client: IndexClient, sources: Sources, variant: str) -> str:

@@ -99,7 +99,8 @@ def plan_options(p: argparse.ArgumentParser) -> None:
         "requirements",
         nargs="*",
         metavar="REQUIREMENT",
-        help="PEP 508 requirements (default: torch); torchvision/torchaudio are paired to torch",
+        help="PEP 508 requirements (default: torch), or wheel files by path; "
+        "torchvision/torchaudio are paired to torch",
     )
     p.add_argument(
         "--backend",
@@ -186,11 +187,17 @@ def target_profile(args: argparse.Namespace) -> Profile | None:
     return from_flags(**flags)
 
 
-def plan_target(args: argparse.Namespace, requirements: Sequence[str]) -> Plan:
+def plan_target(
+    args: argparse.Namespace, requirements: Sequence[str], *, wheel_files: bool = False
+) -> Plan:
     """The plan for ``requirements`` on the machine the options name: another one
-    (``--for`` or the flags, planned with nothing of this machine's) or a Python here."""
+    (``--for`` or the flags, planned with nothing of this machine's) or a Python here.
+    A wheel file's path is a :class:`UsageError` unless ``wheel_files`` (``plan``): a lock,
+    a wheelhouse and the exports record index files that another machine can fetch."""
     from torchup.choose.api import plan
 
+    if not wheel_files:
+        _no_wheel_files(args, requirements)
     profile = target_profile(args)
     if profile is None:
         return plan(requirements, python=args.python, **plan_kwargs(args))
@@ -209,6 +216,23 @@ def plan_target(args: argparse.Namespace, requirements: Sequence[str]) -> Plan:
     from torchup.choose.plan import build_script_command
 
     return replace(made, build_script=build_script_command(made.build_script[2], _target(args)))
+
+
+def _no_wheel_files(args: argparse.Namespace, requirements: Sequence[str]) -> None:
+    from pathlib import Path
+
+    from torchup.choose.localwheel import split_local_wheels
+    from torchup.errors import UsageError
+
+    _, wheels = split_local_wheels(requirements, cwd=Path.cwd())
+    if wheels:
+        path = next(iter(wheels.values())).path
+        raise UsageError(
+            f"torchup {args.command} records files another machine fetches from an index; "
+            f"{path} is a file on this disk",
+            hint=f"install it here with `torchup install {path}`, or publish it on an "
+            "index and ask for its version",
+        )
 
 
 def _target(args: argparse.Namespace) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from torchup.render.text import render_plan
 
-    result = o.plan_target(args, args.requirements)
+    result = o.plan_target(args, args.requirements, wheel_files=True)
     if args.json:
         o.emit_json(result.to_dict())
     elif not args.quiet or not result.ok:

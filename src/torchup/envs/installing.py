@@ -230,10 +230,12 @@ def install(
     Python without ``system``) and :class:`TorchupError` for other expected failures.
     """
     from torchup.choose.api import parse_requirements
+    from torchup.choose.localwheel import split_local_wheels
 
-    parse_requirements(requirements, allow_names)  # bad or near-miss names: before anything
     env = dict(os.environ) if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
+    # bad or near-miss names, missing wheel files: before anything
+    parse_requirements(split_local_wheels(requirements, cwd=cwd)[0], allow_names)
     target, choice = _resolve_target(
         venv=venv, conda_env=conda_env, system=system, installer=installer, env=env, cwd=cwd
     )
@@ -255,7 +257,7 @@ def install(
     if not req.plan.ok:
         return _nothing_fits(req, force_incompatible=force_incompatible)
     return _install_staged(
-        req, requirements, dry_run=dry_run, verify=verify, reinstall=reinstall, env=env, echo=echo
+        req, dry_run=dry_run, verify=verify, reinstall=reinstall, env=env, echo=echo
     )
 
 
@@ -406,7 +408,6 @@ def _nothing_fits(req: _Request, *, force_incompatible: bool) -> InstallResult:
 
 def _install_staged(
     req: _Request,
-    requirements: Sequence[str],
     *,
     dry_run: bool,
     verify: bool,
@@ -430,7 +431,7 @@ def _install_staged(
             req = replace(req, forced=forced)
         local = _local_family_files(req.plan, req.installer) if not files else {}
         text, steps = _commands(
-            req.installer, staging, req.plan, req.plan.variant_index, hashes, requirements,
+            req.installer, staging, req.plan, req.plan.variant_index, hashes,
             files, deps, reinstall, {name: path for name, (path, _) in local.items()},
         )  # fmt: skip
         shown, pinned = _as_shown(steps, text, hashes, staging.work, target.path)
@@ -518,7 +519,6 @@ def _commands(  # noqa: PLR0917 (private, called once)
     result: Plan,
     variant_index: str | None,
     hashes: Path,
-    requirements: Sequence[str],
     files: Mapping[str, Path],
     dependencies: Sequence[str],
     reinstall: bool,
@@ -537,7 +537,7 @@ def _commands(  # noqa: PLR0917 (private, called once)
         sources=result.sources,
         variant_index=variant_index,
         hashes_file=hashes,
-        extras=_extras(requirements),
+        extras=_extras(result.requirements),
         break_system_packages=target.kind == "system" and result.python.externally_managed,
         files=files,
         dependencies=dependencies,

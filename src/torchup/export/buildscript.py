@@ -21,10 +21,13 @@ What the script does, in order:
 5. builds a wheel (``pip wheel . --no-build-isolation --no-deps -w dist``) with
    ``USE_CUDA``/``USE_ROCM``, ``TORCH_CUDA_ARCH_LIST`` or ``PYTORCH_ROCM_ARCH`` and
    ``PYTORCH_BUILD_VERSION`` (so the wheel is ``torch-X.Y.Z``, not ``X.Y.Za0+git...``);
-6. installs it with the target's pip (``--no-deps``: ``torchup install`` plans from
-   indexes and takes no wheel file; the runtime dependencies came with step 4) and
-   checks ``import torch`` gives the version and build, then runs ``torchup verify``
-   when torchup is on ``PATH``.
+6. installs it with ``torchup install WHEEL --reinstall`` into the target (its venv, its
+   conda env, or the Python itself with ``--system``; an externally managed Python is a
+   missing prerequisite, step 2): planned for the target's tags, transactional and
+   verified, so a wheel that does not run leaves the target as it was. Where torchup is
+   not on ``PATH`` (a node that has only the script), the target's pip installs it
+   (``--no-deps``: the runtime dependencies came with step 4). Then it checks that
+   ``import torch`` gives the version and build.
 
 The architectures come from the GPUs the accelerator names (detected here, or recorded
 in a profile); without any, from the release's own CUDA wheels (``data/cuda_archs.json``,
@@ -398,6 +401,7 @@ say "estimated disk: about $DISK_GB GB (a rough estimate; the check asks for $MI
 
 # --- prerequisites ---------------------------------------------------------------------
 missing=()
+target_kind="" target_prefix=""
 report() { printf '  %-7s %-15s %s\n' "$1" "$2" "$3"; }
 ok() { # name detail...
   local name=$1
@@ -420,6 +424,25 @@ check_python() {
     return
   fi
   ok python "$PYTHON (Python $version)"
+  local where_code='import os, sys, sysconfig
+p = sys.prefix
+managed = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+if p != getattr(sys, "base_prefix", p): kind = "venv"
+elif os.path.isdir(os.path.join(p, "conda-meta")): kind = "conda"
+elif os.path.isfile(managed): kind = "managed"
+else: kind = "system"
+print(kind + " " + p)'
+  read -r target_kind target_prefix < <("$PYTHON" -c "$where_code" 2>/dev/null) || true
+  case ${target_kind:-} in
+    venv | conda) ok target "the $target_kind at $target_prefix" ;;
+    system) ok target "the Python itself at $target_prefix (torchup install --system)" ;;
+    managed)
+      miss target "$PYTHON is externally managed (PEP 668): make a venv from it" \
+        "($PYTHON -m venv ~/torch-env) and build for that: torchup build-script" \
+        "torch==$TORCH_VERSION --python ~/torch-env/bin/python"
+      ;;
+    *) miss target "$PYTHON does not say where it installs (sys.prefix)" ;;
+  esac
   if pip=$("$PYTHON" -m pip --version 2>/dev/null); then
     ok pip "${pip%% from *}"
   else
@@ -609,8 +632,19 @@ wheel=$PWD/${wheels[0]}
 cd / # out of the source tree, whose torch/ folder would shadow the installed one
 
 # --- install and verify -------------------------------------------------------------------
-step "installing $wheel into $PYTHON (pip, --no-deps)"
-"$PYTHON" -m pip install --no-deps --force-reinstall "$wheel"
+case $target_kind in
+  venv) install_target=(--venv "$target_prefix") ;;
+  conda) install_target=(--conda-env "$target_prefix") ;;
+  *) install_target=(--python "$PYTHON" --system) ;;
+esac
+if command -v torchup >/dev/null 2>&1; then
+  # planned for the target's tags, all or nothing, verified by running it
+  step "torchup install $wheel ${install_target[*]} --reinstall"
+  torchup install "$wheel" "${install_target[@]}" --reinstall
+else
+  step "installing $wheel into $PYTHON with its pip (--no-deps; torchup is not on PATH)"
+  "$PYTHON" -m pip install --no-deps --force-reinstall "$wheel"
+fi
 
 step "checking import torch"
 "$PYTHON" - "$TORCH_VERSION" "$BUILD" <<'PY'
@@ -627,10 +661,7 @@ if got != want or built != build:
     sys.exit("expected torch %s, a %s build" % (want, build))
 PY
 
-if command -v torchup >/dev/null 2>&1; then
-  step "torchup verify --python $PYTHON"
-  torchup verify --python "$PYTHON"
-else
+if ! command -v torchup >/dev/null 2>&1; then
   say "torchup is not on PATH: run \`torchup verify --python $PYTHON\` to check torch further"
 fi
 say ""
