@@ -168,7 +168,8 @@ def test_check_runs_the_real_checks_here(tmp_path: Path) -> None:
     env.pop("CXX", None)
     proc = _bash(script, "--check", env=env, cwd=tmp_path)
     out = proc.stdout
-    for name in ("python", "pip", "git", "cmake", "ninja", "C++17 compiler", "disk", "memory"):
+    names = ("python", "target", "pip", "git", "cmake", "ninja", "C++17 compiler", "disk", "memory")
+    for name in names:
         assert re.search(rf"^  (ok|MISSING) +{re.escape(name)} ", out, re.M), (name, out)
     assert "estimated time: about" in out
     assert "estimated disk: about 15 GB" in out
@@ -177,6 +178,31 @@ def test_check_runs_the_real_checks_here(tmp_path: Path) -> None:
     assert proc.returncode == (0 if everything else 1), out
     assert ("all prerequisites present" in out) == everything
     assert "cloning" not in out  # --check stops after the checks
+
+
+_DEBIAN_PYTHON = Path("/usr/bin/python3")
+
+
+@pytest.mark.skipif(
+    not list(Path("/usr/lib").glob("python3*/EXTERNALLY-MANAGED")),
+    reason="no externally managed system Python (PEP 668) here",
+)
+def test_check_names_the_target_and_refuses_an_externally_managed_python(tmp_path: Path) -> None:
+    """The install step (`torchup install WHEEL`) needs a target it may change: a venv
+    from any Python, but Debian's own Python only with a venv made from it."""
+    env = {**quiet_env(), "TORCHUP_BUILD_MIN_DISK_GB": "0"}
+    managed = build_script(torch_version="2.5.1", python=str(_DEBIAN_PYTHON), accelerator=CPU)
+    proc = _bash(_write_script(tmp_path, managed), "--check", env=env, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout
+    assert re.search(r"^  MISSING target +/usr/bin/python3 is externally managed \(PEP 668\)",
+                     proc.stdout, re.M)  # fmt: skip
+    assert "torchup build-script torch==2.5.1 --python ~/torch-env/bin/python" in proc.stdout
+    assert re.search(r"^missing: .*\btarget\b", proc.stdout, re.M)
+    venv = tmp_path / "env"
+    subprocess.run([str(_DEBIAN_PYTHON), "-m", "venv", "--without-pip", str(venv)], check=True)
+    made = build_script(torch_version="2.5.1", python=str(venv / "bin" / "python"), accelerator=CPU)
+    proc = _bash(_write_script(tmp_path, made, "venv.sh"), "--check", env=env, cwd=tmp_path)
+    assert re.search(rf"^  ok +target +the venv at {re.escape(str(venv))}$", proc.stdout, re.M)
 
 
 def test_check_with_almost_nothing_on_path_names_what_is_missing(tmp_path: Path) -> None:
