@@ -2,9 +2,10 @@
 --format pylock.toml`` of the same pins, same local servers, same run.
 
 The sources are tests/test_lock.py's: a PyTorch-layout index with a generated CPU
-torch 2.8.0, torchvision 0.23.0 and torchaudio 2.8.0, and a PEP 503 index of stand-ins
-for their dependencies, served on 127.0.0.1 by ``http.server``. The plan is made once;
-then, interleaved, for each case:
+torch 2.8.0, torchvision 0.23.0 and torchaudio 2.8.0, and an index of stand-ins for
+their dependencies (PEP 691 JSON with sizes as PyPI serves it, or with ``--pages html``
+PEP 503 HTML alone, as a plain mirror does), served on 127.0.0.1 by ``http.server``.
+The plan is made once; then, interleaved, for each case:
 
 - ``uv``: ``uv pip compile`` with exactly the command line torchup runs
   (:func:`torchup.export.lock.compile_command`), as a subprocess;
@@ -18,7 +19,7 @@ then, interleaved, for each case:
 Cold: a fresh uv cache (and torchup cache) each run. Warm: the caches of a previous run.
 Goal (issue 15): lock <= 1.1x uv cold, <= 1.0x warm.
 
-    python bench/lock.py [--runs 7]
+    python bench/lock.py [--runs 7] [--pages json|html]
 """
 
 from __future__ import annotations
@@ -59,6 +60,13 @@ def timed(fn: Callable[[], object]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument(
+        "--pages",
+        choices=("json", "html"),
+        default="json",
+        help="the dependency index's pages: PEP 691 JSON with sizes, as PyPI serves them "
+        "(default), or PEP 503 HTML only, as a plain mirror does (no sizes: torchup asks)",
+    )
     args = parser.parse_args()
     if UV is None:
         print("uv is needed", file=sys.stderr)
@@ -66,10 +74,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="torchup-bench-lock-") as tmp:
         root = Path(tmp) / "site"
         publish_family(root)
-        publish_simple(root, DEPENDENCIES)
+        publish_simple(root, DEPENDENCIES, json_pages=args.pages == "json")
         with localindex.serve(root) as served:
             simple = served.url.removesuffix("/whl") + "/simple"
             times = run(Path(tmp), served.url, simple, args.runs)
+    print(f"dependency pages: {args.pages}")
     report(times, args.runs)
     return 0
 

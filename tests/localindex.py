@@ -12,17 +12,23 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import io
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+_JSON = "application/vnd.pypi.simple.v1+json"
 
 
 @dataclass
 class Served:
     url: str  # the index root: .../whl
     requested: list[str] = field(default_factory=list)
+    #: (path, User-Agent) of every request
+    agents: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,19 @@ def serve(root: Path) -> Iterator[Served]:
     class Handler(http.server.SimpleHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
             served.requested.append(self.path)
+            served.agents.append((self.path, self.headers.get("User-Agent", "")))
+
+        def send_head(self) -> Any:
+            """A folder's ``index.json`` (PEP 691) to a client that asks for JSON."""
+            page = Path(self.translate_path(self.path)) / "index.json"
+            if _JSON in self.headers.get("Accept", "") and page.is_file():
+                body = page.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", _JSON)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                return io.BytesIO(body)
+            return super().send_head()
 
     class Server(http.server.ThreadingHTTPServer):
         # uv opens dozens of connections at once; socketserver's backlog of 5 drops the

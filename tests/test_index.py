@@ -370,6 +370,101 @@ def test_dns_failure_is_explained_and_not_retried(cache_env: Path) -> None:
     assert transport.calls == 1
 
 
+def _serve_on(port: int, requests: list[str]) -> Any:
+    """A real index server on ``port`` listing one torch wheel; ``requests`` logs paths."""
+    import http.server
+    import threading
+
+    page = f'<a href="/f/{TORCH_WHEEL}#sha256={"ab" * 32}">{TORCH_WHEEL}</a>'.encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_an_unreachable_host_is_not_asked_again_for_a_minute(cache_env: Path) -> None:
+    """Each run that reads the PyTorch index from a machine that cannot reach it paid
+    the failed connect (and the HTTP client it needs); the failure is now remembered in
+    the cache for a minute, across runs, and said as such."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/simple/torch/"
+    with client(cache_env) as c:
+        first = one(c, url)
+    assert first.error is not None
+    assert first.error.unreachable
+    assert first.error.reason == "connection refused (nothing is listening there)"
+    requests: list[str] = []
+    server = _serve_on(port, requests)  # the host answers now, but within the minute:
+    try:
+        with client(cache_env) as c:  # a new client, as in the next torchup run
+            again = one(c, url)
+            other = one(c, f"http://127.0.0.1:{port}/simple/torchvision/")
+        assert requests == []  # not asked
+        assert again.error is not None
+        assert again.error.reason.startswith("connection refused (nothing is listening there), ")
+        assert "s ago (asked again in " in again.error.reason
+        assert again.error.lasting
+        assert other.error is not None  # the host, not the page, is remembered
+        memory = cache_env / "unreachable-hosts.json"
+        doc = json.loads(memory.read_text())
+        doc[f"127.0.0.1:{port}"]["at"] -= httpcache.UNREACHABLE_TTL  # a minute later
+        memory.write_text(json.dumps(doc))
+        with client(cache_env) as c:
+            later = one(c, url)
+        assert later.error is None
+        assert [f.filename for f in later.files] == [TORCH_WHEEL]
+        assert requests == ["/simple/torch/"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_answers_that_are_not_about_reaching_the_host_are_not_remembered(
+    log: IndexServer, cache_env: Path
+) -> None:
+    with client(cache_env) as c:
+        for path in ("/fault/500/simple/torch/", "/auth/simple/torch/"):
+            res = one(c, log.url + path)
+            assert res.error is not None
+            assert not res.error.unreachable
+    with client(cache_env, read_timeout=0.3) as c:
+        slow = one(c, f"{log.url}/fault/slow/simple/torch/")
+    assert slow.error is not None
+    assert not slow.error.unreachable  # it answered the connect: a slow page, not a lost host
+    assert not (cache_env / "unreachable-hosts.json").exists()
+    memory = httpcache.UnreachableHosts(cache_env)
+    memory.path.parent.mkdir(parents=True, exist_ok=True)
+    memory.path.write_text("not json")  # a damaged file reads as empty
+    assert memory.recent("example.invalid") is None
+    memory.remember("example.invalid", "DNS lookup failed", now=1000.0)
+    assert memory.recent("example.invalid", now=1030.0) == (30.0, "DNS lookup failed")
+    assert memory.recent("example.invalid", now=1061.0) is None
+
+
+def test_a_dns_failure_is_remembered_too(cache_env: Path) -> None:
+    transport = _DnsFailure()
+    with client(cache_env, transport=transport) as c:
+        assert one(c, "https://no-such-host.invalid/simple/torch/").error is not None
+        res = one(c, "https://no-such-host.invalid/simple/torchvision/")
+    assert transport.calls == 1
+    assert res.error is not None
+    assert res.error.reason.startswith("DNS lookup failed")
+
+
 def test_plain_http_to_other_hosts_is_refused(cache_env: Path) -> None:
     with client(cache_env, transport=_DnsFailure()) as c:
         res = one(c, "http://user:secret@pypi.example/simple/torch/")

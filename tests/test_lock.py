@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tomllib
@@ -33,6 +34,7 @@ from torchup.export.fit import LockUnfitError, lock_fits
 from torchup.export.lock import compile_command, lock, python_platform
 from torchup.export.lockcheck import check_lock
 from torchup.export.pylock import (
+    Lock,
     LockError,
     LockMismatchError,
     diff_locks,
@@ -88,23 +90,33 @@ def publish_family(root: Path, marker: bytes = b"") -> None:
         localindex.publish(root, {"cpu": [f]}, project=name)
 
 
-def publish_simple(root: Path, deps: list[tuple[str, str, str, tuple[str, ...]]]) -> None:
-    """A PEP 503 index at ``root/simple`` (pages) and ``root/files`` (the wheels)."""
+def publish_simple(
+    root: Path, deps: list[tuple[str, str, str, tuple[str, ...]]], *, json_pages: bool = False
+) -> None:
+    """A PEP 503 index at ``root/simple`` (pages) and ``root/files`` (the wheels); with
+    ``json_pages`` each page also as PEP 691 JSON with PEP 700 sizes, as PyPI serves it
+    (``localindex.serve`` answers a JSON ``Accept`` with it)."""
     (root / "files").mkdir(parents=True, exist_ok=True)
-    pages: dict[str, list[str]] = {}
+    pages: dict[str, list[dict[str, Any]]] = {}
     for name, version, tag, requires in deps:
         filename = f"{name}-{version}-{tag}.whl"
         data = make_wheel(filename, metadata(name, version, requires).encode())
         (root / "files" / filename).write_bytes(data)
         sha = hashlib.sha256(data).hexdigest()
-        project = name.replace("_", "-").lower()
-        pages.setdefault(project, []).append(
-            f'<a href="/files/{filename}#sha256={sha}">{filename}</a>'
-        )
-    for project, links in pages.items():
+        entry = {"filename": filename, "url": f"/files/{filename}", "size": len(data),
+                 "hashes": {"sha256": sha}, "version": version}  # fmt: skip
+        pages.setdefault(name.replace("_", "-").lower(), []).append(entry)
+    for project, files in pages.items():
         (root / "simple" / project).mkdir(parents=True, exist_ok=True)
+        links = [f'<a href="{f["url"]}#sha256={f["hashes"]["sha256"]}">{f["filename"]}</a>'
+                 for f in files]  # fmt: skip
         body = "<!DOCTYPE html>\n<html><body>\n" + "<br/>\n".join(links) + "\n</body></html>\n"
         (root / "simple" / project / "index.html").write_text(body)
+        if json_pages:
+            versions = sorted({f.pop("version") for f in files})
+            doc = {"meta": {"api-version": "1.1"}, "name": project, "versions": versions,
+                   "files": files}  # fmt: skip
+            (root / "simple" / project / "index.json").write_text(json.dumps(doc))
 
 
 @pytest.fixture
@@ -117,16 +129,21 @@ def site(tmp_path: Path) -> Iterator[tuple[Path, str, str]]:
         yield root, served.url, served.url.removesuffix("/whl") + "/simple"
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
+def lock_env(tmp: Path) -> dict[str, str]:
+    """No pip config, private caches under ``tmp``."""
     return {
         "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path / "home"),
+        "HOME": str(tmp / "home"),
         "PYENV_ROOT": os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv")),
         "PIP_CONFIG_FILE": os.devnull,
-        "TORCHUP_CACHE_DIR": str(tmp_path / "cache"),
-        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+        "TORCHUP_CACHE_DIR": str(tmp / "cache"),
+        "UV_CACHE_DIR": str(tmp / "uv-cache"),
     }
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return lock_env(tmp_path)
 
 
 def uv() -> str:
@@ -205,6 +222,35 @@ def test_the_lock_holds_the_plans_files_and_every_dependency_with_url_size_and_h
     assert len(json.loads(sizes.read_text())) == 9
     again = lock(plan, output=out, uv=uv(), env=env, force=True)
     assert again.lock.to_dict() == result.lock.to_dict()
+
+
+@needs_uv
+def test_sizes_from_json_pages_are_not_asked_for_again(tmp_path: Path) -> None:
+    """PyPI's JSON pages give every file's size (PEP 700), uv's lock carries them, and
+    torchup asks only for the sizes an HTML page left out (the PyTorch index's)."""
+    made = {}
+    for pages in ("html", "json"):
+        root = tmp_path / pages
+        publish_family(root)
+        publish_simple(root, DEPENDENCIES, json_pages=pages == "json")
+        e = lock_env(root)
+        with localindex.serve(root) as served:
+            site_ = (root, served.url, served.url.removesuffix("/whl") + "/simple")
+            result = lock(make_plan(site_, e), output=root / "pylock.toml", uv=uv(), env=e)
+            asked = [p for p, agent in served.agents
+                     if p.startswith("/files/") and agent.startswith("torchup/")]  # fmt: skip
+        made[pages] = (result.lock, asked)
+    (html, html_asked), (from_json, json_asked) = made["html"], made["json"]
+
+    def files(lk: Lock) -> list[tuple[str, int | None, str]]:
+        return [(f.filename, f.size, f.sha256) for p in lk.packages for f in p.files]
+
+    assert files(html) == files(from_json)  # the same lock either way, sizes included
+    # from HTML pages torchup asks for each dependency's headers, from JSON pages for none
+    # (the family's sizes it asks for while uv runs: the PyTorch index's pages are HTML)
+    deps = sorted(f"/files/{name}" for name, _size, _sha in files(html) if "+cpu" not in name)
+    assert sorted(html_asked) == deps
+    assert json_asked == []
 
 
 @needs_uv

@@ -83,7 +83,13 @@ class IndexFetchError(TorchupError):
     """An index page or file could not be fetched or parsed."""
 
     def __init__(
-        self, url: str, reason: str, *, hint: str | None = None, lasting: bool = True
+        self,
+        url: str,
+        reason: str,
+        *,
+        hint: str | None = None,
+        lasting: bool = True,
+        unreachable: bool = False,
     ) -> None:
         super().__init__(f"cannot read {url}: {reason}", hint=hint)
         self.url = url
@@ -91,6 +97,8 @@ class IndexFetchError(TorchupError):
         #: false when another reader may well succeed: refused credentials (an
         #: installer may have its own, from netrc or a keyring) or an offline cache miss
         self.lasting = lasting
+        #: the host could not be reached at all (no DNS answer, refused, connect timeout)
+        self.unreachable = unreachable
 
 
 class ProfileError(UsageError):

@@ -6,6 +6,7 @@ Layout under the cache directory (``TORCHUP_CACHE_DIR`` or the platform default)
     pages/<key of redacted URL + id>.body.gz  the page as received (to re-parse)
     metadata/<key of URL + sha256 + id>       a wheel's METADATA bytes (immutable)
     filehashes/<key of path>.json             sha256 of a local file by size + mtime
+    unreachable-hosts.json                    hosts that could not be reached just now
     credential-salt                           random salt of the ids (mode 0600)
 
 A ``<key>`` is 64 bits of zlib checksums (crc32 + adler32) of the text: not a
@@ -51,6 +52,7 @@ __all__ = [
     "CredentialIds",
     "FileHashCache",
     "PageCache",
+    "UnreachableHosts",
     "atomic_write",
     "server_lifetime",
 ]
@@ -90,6 +92,12 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+#: how long a host that could not be reached is not asked again (seconds): long enough
+#: for the commands of one script or session, short enough to follow a network that
+#: comes back
+UNREACHABLE_TTL = 60.0
 
 
 def _key(text: str) -> str:
@@ -437,3 +445,51 @@ class FileHashCache:
         except OSError as exc:
             log.warning("cannot write the hash cache under %s: %s", self.root, exc)
         return value
+
+
+class UnreachableHosts:
+    """Hosts that could not be reached a moment ago (the name did not resolve, the
+    connection was refused or timed out), remembered across runs for ``ttl`` seconds.
+
+    A page of such a host is answered with that failure instead of a request, so a
+    machine that cannot reach the PyTorch index does not pay the failed connect (and
+    the HTTP client it needs) on every command: a firewall that drops packets costs
+    the connect timeout each time. Kept in one small JSON file, rewritten atomically;
+    an unreadable file reads as empty.
+    """
+
+    def __init__(self, root: Path, *, ttl: float = UNREACHABLE_TTL) -> None:
+        self.path = root / "unreachable-hosts.json"
+        self.ttl = ttl
+        self._lock = threading.Lock()
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            doc = json.loads(self.path.read_bytes())
+        except (OSError, ValueError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    def _age(self, entry: Any, now: float) -> tuple[float, str] | None:
+        if not isinstance(entry, dict):
+            return None
+        try:
+            ago, reason = now - float(entry["at"]), str(entry["reason"])
+        except (TypeError, KeyError, ValueError):
+            return None
+        return (ago, reason) if 0 <= ago < self.ttl else None
+
+    def recent(self, host: str, now: float | None = None) -> tuple[float, str] | None:
+        """``(seconds ago, reason)`` of ``host``'s failure within the ttl, else ``None``."""
+        return self._age(self._read().get(host), time.time() if now is None else now)
+
+    def remember(self, host: str, reason: str, now: float | None = None) -> None:
+        """Record that ``host`` could not be reached (and drop expired entries)."""
+        now = time.time() if now is None else now
+        with self._lock:
+            doc = {h: e for h, e in self._read().items() if self._age(e, now) is not None}
+            doc[host] = {"at": now, "reason": reason}
+            try:
+                atomic_write(self.path, json.dumps(doc).encode("utf-8"))
+            except OSError as exc:
+                log.warning("cannot write %s: %s", self.path, exc)

@@ -35,7 +35,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from torchup.index import downloads, findlinks
-from torchup.index.cache import BlobCache, CredentialIds, FileHashCache, PageCache
+from torchup.index.cache import (
+    BlobCache,
+    CredentialIds,
+    FileHashCache,
+    PageCache,
+    UnreachableHosts,
+)
 from torchup.index.http import (
     LOOPBACK_HOSTS,
     MAX_REDIRECTS,  # noqa: F401 (moved there; still importable here)
@@ -116,6 +122,7 @@ class IndexClient:
             offline=offline,
             max_age=max_age,
             max_workers=max_workers,
+            unreachable=UnreachableHosts(cache_dir),
         )
         for url in credentials:
             self._session.remember(url)

@@ -140,8 +140,13 @@ def describe_transport_error(exc: Exception) -> tuple[str, str | None]:
 
 def transport_error(url: str, exc: Exception) -> IndexFetchError:
     """The :class:`IndexFetchError` for an httpx transport exception met reading ``url``."""
+    import httpx
+
     reason, hint = describe_transport_error(exc)
-    return IndexFetchError(redact(url), reason, hint=hint)
+    unreachable = isinstance(exc, httpx.ConnectTimeout) or reason.startswith(
+        ("DNS lookup failed", "connection refused")
+    )
+    return IndexFetchError(redact(url), reason, hint=hint, unreachable=unreachable)
 
 
 def status_error(url: str, response: httpx.Response) -> IndexFetchError:

@@ -20,12 +20,12 @@ from urllib.parse import urlsplit
 from torchup.errors import IndexFetchError
 from torchup.index.cache import CachedPage, server_lifetime
 from torchup.index.findlinks import list_folder
-from torchup.index.http import check_url, status_error
+from torchup.index.http import check_url, netloc, status_error
 from torchup.index.pages import DistFile, parse_project_page, redact
 from torchup.index.urls import file_url_to_path
 
 if TYPE_CHECKING:
-    from torchup.index.cache import CredentialIds, Credentials, PageCache
+    from torchup.index.cache import CredentialIds, Credentials, PageCache, UnreachableHosts
     from torchup.index.http import HttpSession
 
 __all__ = ["ACCEPT", "MAX_PAGE_BYTES", "PageReader", "PageResult", "file_page", "reparse"]
@@ -119,6 +119,7 @@ class PageReader:
         offline: bool,
         max_age: float,
         max_workers: int,
+        unreachable: UnreachableHosts | None = None,
     ) -> None:
         self.session = session
         self.pages = pages
@@ -126,6 +127,7 @@ class PageReader:
         self.offline = offline
         self.max_age = max_age
         self.max_workers = max(1, max_workers)
+        self.unreachable = unreachable
 
     def fetch_page(self, url: str) -> PageResult:
         """Read one project page; fetch and parse failures land in :class:`PageResult`."""
@@ -194,7 +196,26 @@ class PageReader:
                 lasting=False,
             )
             return PageResult(url=shown, error=error), _NOTHING
+        failed = self._recently_unreachable(url, shown, now)
+        if failed is not None:
+            return PageResult(url=shown, error=failed), _NOTHING
         return None, _Pending(cached, auth, auth_id)
+
+    def _recently_unreachable(self, url: str, shown: str, now: float) -> IndexFetchError | None:
+        """The failure of ``url``'s host within :attr:`UnreachableHosts.ttl`, not retried."""
+        if self.unreachable is None:
+            return None
+        seen = self.unreachable.recent(netloc(url), now)
+        if seen is None:
+            return None
+        ago, reason = seen
+        left = max(1, round(self.unreachable.ttl - ago))
+        return IndexFetchError(
+            shown,
+            f"{reason}, {ago:.0f} s ago (asked again in {left} s)",
+            hint="check the URL and the network; --offline plans from the cache",
+            unreachable=True,
+        )
 
     def _fetch_remote(self, url: str, todo: _Pending) -> PageResult:
         shown = redact(url)
@@ -202,6 +223,8 @@ class PageReader:
             return self._download(url, shown, todo)
         except IndexFetchError as exc:
             log.info("cannot read %s: %s", shown, exc.reason)
+            if exc.unreachable and self.unreachable is not None:
+                self.unreachable.remember(netloc(exc.url), exc.reason)
             return PageResult(url=shown, error=exc)
 
     def _download(self, url: str, shown: str, todo: _Pending) -> PageResult:
