@@ -55,6 +55,11 @@ def test_the_newest_torch_per_python_is_what_plan_chooses(
 
 def test_the_json_lists_every_file_with_url_size_and_hash(doc: dict) -> None:
     assert doc["schema"] == 1
+    # the document the README's matrix section describes, key for key
+    assert set(doc) == {"schema", "platform", "accelerator", "pythons", "variants", "rows",
+                        "warnings"}  # fmt: skip
+    assert {k for r in doc["rows"] for k in r} == {"torch", "minor", "companions",
+                                                   "paired_by", "runs_here", "cells"}  # fmt: skip
     assert [p["name"] for p in doc["pythons"]] == list(PYTHONS)
     assert all(p["here"] for p in doc["pythons"]), "each is a pyenv Python of this machine"
     versions = [Version(r["torch"]) for r in doc["rows"]]
@@ -62,6 +67,7 @@ def test_the_json_lists_every_file_with_url_size_and_hash(doc: dict) -> None:
     files = [f for r in doc["rows"] for c in r["cells"].values() for fs in c.values() for f in fs]
     assert files
     for f in files:
+        assert set(f) == {"filename", "url", "size", "sha256"}
         assert f["url"].startswith(("http://127.0.0.1:", "http://localhost:"))
         assert len(f["sha256"]) == 64
     # PyPI's JSON pages give each file's size; the PyTorch index's HTML does not
