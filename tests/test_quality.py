@@ -153,3 +153,32 @@ def test_the_suite_passes_with_the_newest_dependencies() -> None:
     """The scheduled check (bench/newest_deps.py): the next break is seen before users see it."""
     proc = _run("bench/newest_deps.py", "-q", "-x", "-m", "not network")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+@pytest.mark.network
+def test_the_oldest_supported_python_installs_torchup_and_reads_a_lock(tmp_path: Path) -> None:
+    """Python 3.10 has no tomllib: the tomli dependency (for 3.10 only) reads the lock.
+    From PyPI: this machine's local mirror has tomli for CPython 3.11 only."""
+    python = sorted(Path.home().glob(".pyenv/versions/3.10.*/bin/python"))
+    if not python:
+        pytest.skip("needs a pyenv CPython 3.10")
+    venv = tmp_path / "v"
+    subprocess.run([str(python[-1]), "-m", "venv", str(venv)], check=True)
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(ROOT)],
+                   check=True, env=env)  # fmt: skip
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(
+        'lock-version = "1.0"\ncreated-by = "test"\n[[packages]]\nname = "x"\nversion = "1.0"\n'
+        '[[packages.wheels]]\nname = "x-1.0-py3-none-any.whl"\n'
+        'url = "https://example.invalid/x-1.0-py3-none-any.whl"\n'
+        f'hashes = {{sha256 = "{"0" * 64}"}}\n'
+    )
+    code = (
+        "import sys; from pathlib import Path; from torchup.export.pylock import read_lock; "
+        "print([p.name for p in read_lock(Path(sys.argv[1])).packages])"
+    )
+    proc = subprocess.run([str(venv / "bin" / "python"), "-c", code, str(lock)],
+                          capture_output=True, text=True, env=env, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['x']"

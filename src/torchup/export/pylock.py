@@ -13,7 +13,7 @@ credential-free (:func:`strip_credentials`); pip and uv find the password for a 
 in netrc or a keyring, as they do for an index URL without one. Messages show URLs
 through :func:`~torchup.index.pages.redact`.
 
-Reading needs :mod:`tomllib` (Python 3.11+) or ``tomli``; when the installed
+Reading needs :mod:`tomllib` (Python 3.11+) or ``tomli`` (a dependency on 3.10); when the installed
 ``packaging`` has :mod:`packaging.pylock`, a lock is also validated by it.
 """
 
