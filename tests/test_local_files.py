@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import localindex
 from indexserver import make_wheel
 from test_install import local_env, torchup
 from test_plan import pyenv
@@ -74,3 +75,26 @@ def test_bytes_that_are_not_the_listed_ones_stop_the_install(
         assert "hash" in out.lower()
     assert not venv.exists()
     assert sorted(p.name for p in venv.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_an_index_file_whose_hash_is_not_the_listed_one_is_named_as_such(
+    tmp_path: Path, installer: str
+) -> None:
+    """Over HTTP the installer checks the hash itself; torchup's summary of its failure
+    keeps the reason (uv's ``cause: Hash mismatch``, pip's ``DO NOT MATCH THE HASHES``)
+    and the expected hash, and leaves pip's warnings out."""
+    meta = "Metadata-Version: 2.1\nName: torch\nVersion: 2.8.0+cpu\n"
+    data = make_wheel(WHEEL, meta.encode())
+    listed = "ab" * 32
+    localindex.publish(tmp_path / "site", {"cpu": [localindex.File(WHEEL, data, meta, listed)]})
+    with localindex.serve(tmp_path / "site") as served:
+        rc, out, venv = install(tmp_path, served.url, "--installer", installer)
+    assert rc == 1, out
+    (summary,) = [ln for ln in out.splitlines() if " exited with status 1: " in ln]
+    assert "hash" in summary.lower()
+    assert ("Hash mismatch" if installer == "uv" else "DO NOT MATCH THE HASHES") in summary
+    assert listed in summary
+    assert "WARNING:" not in summary
+    assert "nothing was changed" in summary
+    assert not venv.exists()

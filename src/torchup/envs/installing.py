@@ -641,15 +641,9 @@ def _run_step(
     except RunnerError as exc:
         return exc.message
     if done.returncode != 0:
-        # pip's "[notice] A new release of pip is available" is never the reason
-        said = [
-            ln.strip() for ln in done.stdout.splitlines() if ln.strip() and "[notice]" not in ln
-        ]
-        # the first error line and the first URL say what failed; the last lines, why
-        start = next((i for i, ln in enumerate(said) if ln.lower().startswith("error")), 0)
-        url = next((ln for ln in said[start:] if "://" in ln), None)
-        tail = list(dict.fromkeys([*said[start : start + 1], *([url] if url else []), *said[-3:]]))
-        shown = " / ".join(_URL_IN_TEXT.sub(lambda m: redact(m.group()), ln) for ln in tail)
+        shown = " / ".join(
+            _URL_IN_TEXT.sub(lambda m: redact(m.group()), ln) for ln in _why(done.stdout)
+        )
         if "No module named pip" in done.stdout:
             shown += (
                 f" (this environment has no pip: pass --installer uv, or add pip with "
@@ -657,6 +651,29 @@ def _run_step(
             )
         return f"{Path(argv[0]).name} exited with status {done.returncode}: {shown}"
     return None
+
+
+def _why(output: str) -> list[str]:
+    r"""The lines of an installer's output that say why it failed: the first error, uv's
+    first cause (``cause: Hash mismatch for ...``), the first URL, and the last four lines
+    (a hash's expected and computed values). pip's ``[notice]`` and ``WARNING:`` lines
+    are never the reason.
+
+    >>> _why("Resolved 1 package\nerror: Failed to download `t`\n  cause: Hash mismatch\n"
+    ...      "  Expected:\n    sha256:ab\n  Computed:\n    sha256:cd\n")[:2]
+    ['error: Failed to download `t`', 'cause: Hash mismatch']
+    """
+    said = [
+        ln.strip()
+        for ln in output.splitlines()
+        if ln.strip() and not ln.strip().startswith(("[notice]", "WARNING:"))
+    ]
+    start = next((i for i, ln in enumerate(said) if ln.lower().startswith("error")), 0)
+    causes = ("cause:", "caused by:", "\u2570\u2500\u25b6")  # uv's "╰─▶" chain, too
+    cause = next((ln for ln in said[start + 1 :] if ln.lower().startswith(causes)), None)
+    url = next((ln for ln in said[start:] if "://" in ln), None)
+    first = [said[start]] if said else []
+    return list(dict.fromkeys([*first, *filter(None, (cause, url)), *said[-4:]]))
 
 
 _URL_IN_TEXT = re.compile(r"[a-z][a-z0-9+.-]*://[^\s`'\"<>]+", re.IGNORECASE)
