@@ -613,3 +613,85 @@ def test_the_same_lock_within_ten_minutes_does_not_run_uv_again(
     # another plan (other pins) is another key
     lock(make_plan(site, env, "torch==2.8.0"), output=tmp_path / "e.toml", uv=str(wrapper), env=env)
     assert len(calls.read_text().splitlines()) == 4
+
+
+@needs_uv
+def test_a_free_threaded_target_is_refused_before_uv_runs(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """uv's --python-version cannot say 3.13t: it would look for cp313 wheels and find no
+    torch (or pick the GIL build of every C extension). The lock says so up front."""
+    from torchup.profiles.profile import from_flags
+
+    tag = "cp313-cp313t-manylinux_2_28_x86_64"
+    root = tmp_path / "site"
+    filename = f"torch-2.8.0+cpu-{tag}.whl"
+    meta = metadata("torch", "2.8.0+cpu", ("numpy",))
+    localindex.publish(root, {"cpu": [File(filename, make_wheel(filename, meta.encode()), meta)]})
+    publish_simple(root, [("numpy", "2.1.0", tag, ())])
+    profile = from_flags(python_version="3.13t", platform="manylinux_2_28_x86_64")
+    with localindex.serve(root) as served:
+        plan = torchup.plan(["torch==2.8.0"], python=profile.python, elsewhere=True,
+                            accelerator=profile.accelerator, backend="cpu",
+                            torch_index_url=served.url, env=env,
+                            index_url=served.url.removesuffix("/whl") + "/simple")  # fmt: skip
+        assert plan.ok, plan.problems
+        out = tmp_path / "pylock.toml"
+        with pytest.raises(LockError) as err:
+            lock(plan, output=out, uv=uv(), env=env)
+    assert err.value.message.startswith("uv cannot lock for a free-threaded Python (3.13.0t)")
+    assert filename in err.value.message
+    assert err.value.hint is not None
+    assert "torchup install" in err.value.hint
+    assert not out.exists()
+    assert not Path(env["UV_CACHE_DIR"]).exists()  # uv never ran
+
+
+@needs_uv
+def test_a_mac_lock_takes_wheels_for_that_macos_version(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """uv assumes a macOS version of its own for aarch64-apple-darwin (an old one: without
+    the target's, both locks below took numpy 2.0.0); the target's, from its tags, is
+    passed as MACOSX_DEPLOYMENT_TARGET, so a macOS 14 lock takes the numpy built for 14
+    and a macOS 12 lock the one built for 11."""
+    from torchup.profiles.profile import from_flags
+
+    root = tmp_path / "site"
+    filename = "torch-2.8.0-cp312-none-macosx_11_0_arm64.whl"
+    meta = metadata("torch", "2.8.0", ("numpy",))
+    localindex.publish(root, {"cpu": [File(filename, make_wheel(filename, meta.encode()), meta)]})
+    publish_simple(root, [("numpy", "2.1.0", "cp312-cp312-macosx_14_0_arm64", ()),
+                          ("numpy", "2.0.0", "cp312-cp312-macosx_11_0_arm64", ())])  # fmt: skip
+    versions = {}
+    for macos in ("12_0", "14_0"):
+        profile = from_flags(python_version="3.12", platform=f"macosx_{macos}_arm64")
+        with localindex.serve(root) as served:
+            simple = served.url.removesuffix("/whl") + "/simple"
+            plan = torchup.plan(
+                ["torch==2.8.0"], python=profile.python, elsewhere=True, env=env,
+                accelerator=profile.accelerator, backend="pypi",
+                index_url=f"{served.url}/cpu", extra_index_urls=[simple],
+            )  # fmt: skip
+            assert plan.ok, plan.problems
+            made = lock(plan, output=tmp_path / f"{macos}.toml", uv=uv(), env=env)
+        versions[macos] = made.lock.package("numpy").version  # type: ignore[union-attr]
+    assert versions == {"12_0": "2.0.0", "14_0": "2.1.0"}
+
+
+def test_a_lock_whose_files_do_not_fit_its_target_is_an_error() -> None:
+    """The check after uv: every file must install on the Python the lock is for."""
+    from torchup.export.lock import _fits_its_target
+    from torchup.export.pylock import LockedFile, LockedPackage
+    from torchup.interpreters.discover import Interpreter
+
+    py = Interpreter(executable="/py", version="3.12.1",
+                     tags=("cp312-cp312-manylinux_2_28_x86_64", "py3-none-any"),
+                     markers={"python_version": "3.12", "python_full_version": "3.12.1",
+                              "sys_platform": "linux"})  # fmt: skip
+    wheel = "numpy-2.1.0-cp312-cp312-macosx_14_0_arm64.whl"
+    file = LockedFile(filename=wheel, url=f"https://x/{wheel}", sha256="ab" * 32, size=1)
+    bad = Lock(packages=(LockedPackage(name="numpy", version="2.1.0", files=(file,)),))
+    with pytest.raises(LockError) as err:
+        _fits_its_target(bad, py)
+    assert f"numpy 2.1.0 ({wheel}) is built for cp312-cp312-macosx_14_0_arm64" in str(err.value)

@@ -200,13 +200,32 @@ def compile_command(
     return argv, "".join(f"{pin}\n" for pin in _pins(plan))
 
 
-def _uv_env(env: Mapping[str, str], sources: Sources) -> dict[str, str]:
+def _uv_env(env: Mapping[str, str], sources: Sources, py: Interpreter) -> dict[str, str]:
     """``env`` without uv settings that add sources or change the resolution (only the
-    plan's sources count); pip's CA bundle, when it has one, for uv too."""
+    plan's sources count); pip's CA bundle, when it has one, for uv too; for macOS the
+    target's version as ``MACOSX_DEPLOYMENT_TARGET`` (uv otherwise assumes an old macOS
+    of its own, and a lock for a newer Mac misses the wheels built for it)."""
     out = {k: v for k, v in env.items() if not k.startswith("UV_") or k in _UV_KEEP}
+    out.pop("MACOSX_DEPLOYMENT_TARGET", None)
     if sources.cert is not None:
         out["SSL_CERT_FILE"] = sources.cert.url
+    macos = macos_version(py)
+    if macos is not None:
+        out["MACOSX_DEPLOYMENT_TARGET"] = macos
     return out
+
+
+def macos_version(py: Interpreter) -> str | None:
+    """The newest macOS version among a macOS interpreter's tags (``14.0``), else ``None``.
+
+    >>> from torchup.interpreters.discover import Interpreter
+    >>> macos_version(Interpreter(executable="p", version="3.12.1", tags=(
+    ...     "cp312-cp312-macosx_14_0_arm64", "cp312-cp312-macosx_11_0_arm64")))
+    '14.0'
+    """
+    found = {tuple(int(n) for n in t.split("macosx_")[1].split("_")[:2])
+             for t in py.tags if "-macosx_" in t}  # fmt: skip
+    return ".".join(map(str, max(found))) if found else None
 
 
 def _redact_text(text: str) -> str:
@@ -439,7 +458,16 @@ def make_lock(
 
     env = dict(os.environ) if env is None else env
     argv, stdin = compile_command(plan, uv=uv, offline=offline, refresh=refresh)
-    uv_env = _uv_env(env, plan.sources)
+    if plan.python.free_threaded:
+        raise LockError(
+            f"uv cannot lock for a free-threaded Python ({plan.python.version}t): its "
+            f"--python-version takes {plan.python.version}, for which it looks for cp"
+            f"{''.join(plan.python.version.split('.')[:2])} wheels, not the planned "
+            f"{plan.packages[0].filename if plan.packages else 'files'}",
+            hint="on that machine, install with `torchup install` (it resolves with the "
+            "interpreter's own tags), or lock for a Python with the GIL",
+        )
+    uv_env = _uv_env(env, plan.sources, plan.python)
     cache = cache_dir(env)
     asking = _Sizes(plan, cache / "lock" / "sizes.json")
     try:
@@ -487,9 +515,27 @@ def _locked(  # noqa: PLR0917 (make_lock's steps, in order)
         environments=_environment(py),
         made_for=made,
     )
+    _fits_its_target(lock, py)
     sizes = cache / "lock" / "sizes.json"
     sized = _with_sizes(lock, plan, sizes, asking.early(), asking.session)
     return sized, tuple(redact(a) for a in argv), tuple(warnings)
+
+
+def _fits_its_target(lock: Lock, py: Interpreter) -> None:
+    """Raise :class:`LockError` when a file uv chose does not install on the Python the
+    lock is for (uv resolves for a platform name and a version, not the interpreter's
+    exact tags): a lock that would be refused where it is used is never written."""
+    from torchup.export.fit import lock_fits
+
+    fit = lock_fits(lock, py, None)
+    if fit.ok:
+        return
+    why = "\n".join(f"  - {r}" for r in fit.reasons)
+    raise LockError(
+        f"uv's lock holds files that do not install on Python {py.version}:\n{why}",
+        hint="lock again with --refresh; if it persists, the index lists files for other "
+        "tags under these versions",
+    )
 
 
 def _header(lock: Lock, command: Sequence[str]) -> list[str]:
