@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
+from ptyrun import on_a_pty
 from test_lock import DEPENDENCIES, TAG, env, needs_uv, publish_family, publish_simple, site
 from test_plan import pyenv
 
@@ -193,35 +193,9 @@ def test_wheelhouse_draws_one_bar_on_a_terminal(
 ) -> None:
     out = tmp_path / "pylock.toml"
     assert torchup(env, *lock_args(site), "-o", str(out)).returncode == 0
-    leader, follower = pty.openpty()
-    try:
-        argv = [
-            sys.executable,
-            "-m",
-            "torchup",
-            "wheelhouse",
-            str(tmp_path / "h"),
-            "--lock",
-            str(out),
-        ]
-        proc = subprocess.run(
-            argv,
-            env=env, stdout=subprocess.PIPE, stderr=follower, text=True, check=False,
-        )  # fmt: skip
-        os.close(follower)
-        seen = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-    finally:
-        os.close(leader)
+    argv = [sys.executable, "-m", "torchup", "wheelhouse", str(tmp_path / "h"), "--lock", str(out)]
+    proc, text = on_a_pty(argv, env=env, stream="stderr")
     assert proc.returncode == 0
-    text = seen.decode()
     assert "\r[" in text  # redrawn in place
     assert "9/9 files" in text
     assert "torchup: [" not in text

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 from packaging.version import Version
 
 from indexserver import IndexServer
+from ptyrun import on_a_pty
 from test_plan import cli, env, local_indexes, pyenv, run_plan
 from torchup.choose.matrix import read_matrix
 from torchup.errors import UsageError
@@ -130,27 +129,10 @@ def test_the_terminal_table_fits_100_columns_and_colours_only_a_terminal(
 
 def on_a_terminal(env: dict[str, str], server: IndexServer) -> str:
     """The command's stdout when it is a terminal (a pty), on a machine with no GPU."""
-    leader, follower = pty.openpty()
-    try:
-        subprocess.run([sys.executable, "-m", "torchup", "matrix", *local_indexes(server)],
-                       env={**env, "TORCHUP_GPU_ARCHS": "none"}, stdout=follower,
-                       stderr=subprocess.DEVNULL, check=True, timeout=120)  # fmt: skip
-        os.close(follower)
-        follower = -1
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks).decode()
-    finally:
-        os.close(leader)
-        if follower != -1:
-            os.close(follower)
+    argv = [sys.executable, "-m", "torchup", "matrix", *local_indexes(server)]
+    proc, seen = on_a_pty(argv, env={**env, "TORCHUP_GPU_ARCHS": "none"})
+    assert proc.returncode == 0, proc.stderr
+    return seen
 
 
 def test_a_second_run_reads_the_cache(index_server: IndexServer, tmp_path: Path) -> None:
