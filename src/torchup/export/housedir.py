@@ -9,7 +9,6 @@ through :func:`write_atomic` (a temporary sibling, then ``os.replace``).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -110,16 +109,13 @@ def write_atomic(path: Path, data: bytes) -> None:
     except OSError:
         pass
     import errno
-    import tempfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    from torchup._paths import replace_with
+
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        replace_with(path, data, durable=False)  # the index is rewritten whole on a rerun
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         if exc.errno == errno.ENOSPC:
             raise NoSpaceError(path.parent, needed=len(data), free=None) from None
         raise WheelhouseError(
