@@ -363,6 +363,7 @@ def test_wheelhouse_of_a_uv_lock_installs_with_pip_and_uv(site: Site, tmp_path: 
         assert dist.sha256 == hashlib.sha256(site.wheels[dist.filename]).hexdigest()
         assert dist.metadata_hashes
         assert dist.requires_python == ">=3.8"
+        assert body.stat().st_mode & 0o777 == 0o644  # a web server running as another user reads it
     # the rewritten lock is PEP 751 (packaging.pylock agrees) and points into the folder
     relocked = parse_lock(made.lock.read_text())
     assert {f.url for _, f in relocked.files()} == {f"files/{n}" for n in site.wheels}
