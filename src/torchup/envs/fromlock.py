@@ -44,9 +44,8 @@ from torchup.envs.installing import (
     _outcome,
     _Request,
     _resolve_target,
-    _run_installer,
+    _run_staged,
     _settled_target,
-    _verify_staged,
 )
 from torchup.errors import TorchupError, UsageError
 from torchup.export.pylock import FAMILY, Lock, LockedFile, LockedPackage, LockError
@@ -406,16 +405,9 @@ def _install_staged(
         if dry_run:
             return _outcome(req, True, "dry run: nothing was created or changed", shown, dry=True)
         pinned.write_text(text)
-        with staging:
-            failed = _run_installer(steps, {}, staging, env, echo)
-            if failed is not None:
-                return _outcome(req, False, failed, shown)
-            report = None
-            if verify:
-                report, failed = _verify_staged(req, staging, env)
-                if failed is not None:
-                    said = f"verification failed ({failed}); everything was undone"
-                    return _outcome(req, False, said, shown, report=report)
-            staging.commit()
+        failure, report = _run_staged(req, staging, steps, shown, local={}, verify=verify,
+                                     env=env, echo=echo)  # fmt: skip
+    if failure is not None:
+        return failure
     where = lock.path if lock.path is not None else "the lock"
     return _outcome(req, True, f"installed {where} into {target.path}", shown, report=report)

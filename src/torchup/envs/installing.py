@@ -439,23 +439,40 @@ def _install_staged(
         if dry_run:
             return _outcome(req, True, "dry run: nothing was created or changed", shown, dry=True)
         hashes.write_text(text)
-        with staging:
-            failed = _run_installer(steps, local, staging, env, echo)
-            if failed is not None:
-                return _outcome(req, False, failed, shown)
-            report = None
-            if verify:
-                report, failed = _verify_staged(req, staging, env)
-                if failed is not None:
-                    return _outcome(
-                        req,
-                        False,
-                        f"verification failed ({failed}); everything was undone",
-                        shown,
-                        report=report,
-                    )
-            staging.commit()
+        failure, report = _run_staged(req, staging, steps, shown, local=local, verify=verify,
+                                     env=env, echo=echo)  # fmt: skip
+    if failure is not None:
+        return failure
     return _outcome(req, True, f"installed into {target.path}", shown, report=report)
+
+
+def _run_staged(
+    req: _Request,
+    staging: envs.Staging,
+    steps: Sequence[tuple[str, ...]],
+    shown: tuple[tuple[str, ...], ...],
+    *,
+    local: Mapping[str, tuple[Path, str]],
+    verify: bool,
+    env: Mapping[str, str],
+    echo: bool,
+) -> tuple[InstallResult | None, Any]:
+    """Run the installer into ``staging``, verify there and commit: ``(None, the verify
+    report)``, or the failed result when the installer or verify failed, everything
+    undone by leaving the staging block without the commit (an error and Ctrl-C too).
+    ``local`` files are hash-checked while the installer runs."""
+    with staging:
+        failed = _run_installer(steps, local, staging, env, echo)
+        if failed is not None:
+            return _outcome(req, False, failed, shown), None
+        report = None
+        if verify:
+            report, failed = _verify_staged(req, staging, env)
+            if failed is not None:
+                said = f"verification failed ({failed}); everything was undone"
+                return _outcome(req, False, said, shown, report=report), report
+        staging.commit()
+    return None, report
 
 
 def _as_shown(
