@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,10 +21,9 @@ from packaging.version import Version
 
 from torchup.choose import companions
 from torchup.choose.backends import Backend, requested_backend, resolve_backend, variant_rule
-from torchup.choose.compat import Candidate, make_candidates
+from torchup.choose.compat import Candidate
 from torchup.choose.fallback import fallback_warning, pypi_fallback
 from torchup.choose.family import (
-    FAMILY,
     TORCH,
     HardwareChoice,
     kind_of,
@@ -41,10 +40,17 @@ from torchup.choose.plan import (
     install_command,
     planned_package,
 )
+from torchup.choose.reading import (
+    Gathered,
+    candidates_of,
+    gather_pages,
+    index_client,
+    sources_for,
+)
 from torchup.choose.resolve import MetadataLookup, Outcome, VariantRule
-from torchup.errors import IndexFetchError, InterpreterError, TorchupError, UsageError
-from torchup.index.pages import DistFile, redact
-from torchup.index.sources import Sources, pip_sources, project_url, variant_project_url
+from torchup.errors import InterpreterError, TorchupError, UsageError
+from torchup.index.pages import redact
+from torchup.index.sources import Sources
 from torchup.interpreters.discover import (
     Interpreter,
     default_interpreter,
@@ -107,91 +113,7 @@ def parse_requirements(texts: Sequence[str], allow_names: Sequence[str] = ()) ->
     return reqs
 
 
-@dataclass(slots=True)
-class _Gathered:
-    """Files per project, split by where they came from, and what went wrong."""
-
-    torch_index: dict[str, list[DistFile]] = field(default_factory=dict)
-    pip: dict[str, list[DistFile]] = field(default_factory=dict)
-    torch_index_errors: list[str] = field(default_factory=list)
-    pip_errors: list[str] = field(default_factory=list)
-    #: extra indexes and find-links locations no page could be read from: unreachable
-    #: or failing (not a 404, not refused credentials, not an offline cache miss)
-    unread: set[str] = field(default_factory=set)
-    oldest_cache_age: float | None = None
-
-
-def _gather(
-    client: IndexClient, sources: Sources, variants: Sequence[str], projects: Sequence[str]
-) -> _Gathered:
-    """Read every page concurrently: each variant directory of the PyTorch index for the
-    torch family, pip's indexes for everything, then the find-links locations."""
-    got = _Gathered()
-    jobs: list[tuple[str, str, str, str]] = []  # (kind, project, url, source)
-    for project in projects:
-        for variant in variants if project in FAMILY else ():
-            url = variant_project_url(sources.torch_index_url.url, variant, project)
-            jobs.append(("torch", project, url, sources.torch_index_url.url))
-        for src in sources.index_urls():
-            jobs.append(("pip", project, project_url(src.url, project), src.url))
-    results = client.fetch_pages([url for _, _, url, _ in jobs])
-    read: set[str] = set()
-    down: set[str] = set()
-    for (kind, project, _url, source), res in zip(jobs, results, strict=True):
-        bucket = got.torch_index if kind == "torch" else got.pip
-        bucket.setdefault(project, []).extend(res.files)
-        if res.error is not None and kind == "torch":
-            got.torch_index_errors.append(res.error.message)
-        elif res.error is not None:
-            got.pip_errors.append(res.error.message)
-            if res.error.lasting:
-                down.add(source)
-            else:
-                read.add(source)  # it answered (refused credentials, ...) or may later
-        else:
-            read.add(source)
-        if res.from_cache and res.age_seconds is not None:
-            got.oldest_cache_age = max(got.oldest_cache_age or 0.0, res.age_seconds)
-    got.unread = down - read
-    for link in sources.find_links:
-        try:
-            files = client.find_links(link.url)
-        except TorchupError as exc:
-            got.pip_errors.append(exc.message)
-            if not isinstance(exc, IndexFetchError) or exc.lasting:
-                got.unread.add(link.url)
-            continue
-        for project in projects:  # make_candidates keeps each project's own files
-            got.pip.setdefault(project, []).extend(files)
-    return got
-
-
-def _candidates(
-    got: _Gathered, project: str, *, torch_index: bool, labelled_only: bool
-) -> list[Candidate]:
-    """Candidates for ``project``: the PyTorch index's first, then pip's; one per file name."""
-    seen: set[str] = set()
-    files: list[DistFile] = []
-    pip_files = got.pip.get(project, [])
-    if labelled_only and project in FAMILY:
-        # Only a local label (+cpu) makes a file from pip's sources a variant build, so
-        # unlabelled ones cannot be chosen; skipping them saves parsing ~1000 names.
-        pip_files = [d for d in pip_files if "+" in d.filename]
-    pools = [pip_files]
-    if torch_index:
-        pools.insert(0, got.torch_index.get(project, []))
-    for pool in pools:
-        for dist in pool:
-            if dist.filename not in seen:
-                seen.add(dist.filename)
-                files.append(dist)
-    cands, bad = make_candidates(files, project)
-    for dist, why in bad:
-        log.info("skipping %s: %s", dist.filename, why)
-    return cands
-
-
-def _plain_builds_only(outcomes: Sequence[Outcome], got: _Gathered, variant: str) -> list[Outcome]:
+def _plain_builds_only(outcomes: Sequence[Outcome], got: Gathered, variant: str) -> list[Outcome]:
     """Say why a family member has "no files" when pip's sources do list it: only its
     plain builds are there (a plain build is not a ``variant`` build, so it was not read
     as a candidate at all)."""
@@ -299,7 +221,7 @@ class _Choice:
 class _Read:
     """The pages read, the choice and sources they leave, and what to say about them."""
 
-    got: _Gathered
+    got: Gathered
     projects: Sequence[NormalizedName]
     choice: _Choice
     sources: Sources
@@ -358,19 +280,17 @@ def plan(
     # could install a request that does not fit this one.
     everything = cache(lambda: discover(env=env, cwd=cwd))
     py = _interpreter(python, env=env, cwd=cwd, everything=everything)
-    sources = pip_sources(
-        env=env,
+    sources = sources_for(
+        env,
         prefix=py.prefix or None,
-        overrides={
-            "index_url": index_url,
-            "extra_index_urls": tuple(extra_index_urls),
-            "find_links": (*find_links, *dict.fromkeys(w.folder for w in wheels.values())),
-            "torch_index_url": torch_index_url,
-        },
+        index_url=index_url,
+        extra_index_urls=extra_index_urls,
+        find_links=(*find_links, *dict.fromkeys(w.folder for w in wheels.values())),
+        torch_index_url=torch_index_url,
     )
     first = _choose_backend(backend, accelerator, env=env, py=py, wheels=bool(wheels))
     projects = list(dict.fromkeys(canonicalize_name(r.name) for r in reqs))
-    with _index_client(sources, env=env, offline=offline) as client:
+    with index_client(sources, env=env, offline=offline) as client:
         read = _read_sources(client, sources, first, projects, offline=offline)
         local = {p: local_candidate(w, client.file_hashes.sha256) for p, w in wheels.items()}
         res = _resolve(client, read, reqs, py, local)
@@ -381,20 +301,6 @@ def plan(
             fallback = pypi_fallback(read.unreadable, res.outcomes, res.metadata, first.accel, py)
     return _assemble(
         py=py, reqs=reqs, accel=first.accel, read=read, res=res, alts=alts, fallback=fallback
-    )
-
-
-def _index_client(sources: Sources, *, env: Mapping[str, str], offline: bool) -> IndexClient:
-    """The client every page is read with: torchup's cache, pip's trusted hosts and CA."""
-    from torchup._paths import cache_dir
-    from torchup.index.client import IndexClient
-
-    return IndexClient(
-        cache_dir=cache_dir(env),
-        offline=offline,
-        trusted_hosts=sources.trusted_hosts,
-        # pip's own CA bundle setting (cert / PIP_CERT), so torchup trusts what pip trusts
-        verify=sources.cert.url if sources.cert else True,
     )
 
 
@@ -504,7 +410,7 @@ def _choose_backend(
 
 def _read_pages(
     client: IndexClient, sources: Sources, choice: _Choice, projects: Sequence[str]
-) -> _Gathered:
+) -> Gathered:
     """Read the pages ``choice`` needs: on a GPU, every variant directory the PyTorch
     index offers for its kind, and cpu; otherwise the chosen variant's (if any)."""
     variants: list[str] = [choice.backend.variant] if choice.backend.variant else []
@@ -516,7 +422,7 @@ def _read_pages(
             offered, root_error = (), exc.message
         variants = [v for v in offered if kind_of(v) == choice.accel.kind]
         variants.append("cpu")
-    got = _gather(client, sources, variants if root_error is None else [], projects)
+    got = gather_pages(client, sources, variants if root_error is None else [], projects)
     if root_error is not None:
         got.torch_index_errors.append(root_error)
     return got
@@ -595,7 +501,7 @@ def _resolve(
     cands = {
         p: [local[p]]
         if p in local
-        else _candidates(got, p, torch_index=variant_backend, labelled_only=labelled)
+        else candidates_of(got, p, torch_index=variant_backend, labelled_only=labelled)
         for p in projects
     }
     metadata = _metadata_lookup(client)

@@ -29,7 +29,7 @@ from torchup.choose.family import variant_order
 from torchup.choose.resolve import public
 
 if TYPE_CHECKING:
-    from torchup.choose.api import _Gathered
+    from torchup.choose.reading import Gathered
     from torchup.hardware.accelerators import Accelerator
     from torchup.index.client import IndexClient
     from torchup.interpreters.discover import Interpreter
@@ -210,9 +210,20 @@ def companion_pairs(
     predicts, accepted when one of its files' ``Requires-Dist: torch`` admits the
     release (or, metadata unreadable, on the table's word). ``requires`` reads a file's
     Requires-Dist (``None``: unreadable)."""
-    from torchup.choose.resolve import torch_requirement
+    return _judge_offers(_table_offers(releases, offered), requires)
 
-    out: dict[tuple[str, Version], tuple[str | None, str]] = {}
+
+#: (companion, torch release) -> the companion release the table predicts and its wheel
+_Offers = Mapping[tuple[str, Version], tuple[Version | None, Candidate | None]]
+
+
+def _table_offers(
+    releases: Sequence[Version], offered: Mapping[str, Sequence[Candidate]]
+) -> _Offers:
+    """For each companion and torch release, the companion release the cited table
+    predicts and the first wheel of it ``offered`` (``None``: none predicted, or none
+    on offer): the files :func:`_judge_offers` reads the Requires-Dist of."""
+    out: dict[tuple[str, Version], tuple[Version | None, Candidate | None]] = {}
     for name in COMPANIONS:
         by_version: dict[Version, Candidate] = {}
         for offer in offered.get(name, ()):
@@ -221,19 +232,32 @@ def companion_pairs(
         for release in releases:
             predicted = companions.predicted(name, release)
             cand = by_version.get(predicted) if predicted is not None else None
-            if cand is None:
-                out[(name, release)] = (None, "the table's release is not on the index")
-                continue
-            lines = requires(cand)
-            if lines is None:
-                out[(name, release)] = (str(predicted), "table (metadata unreadable)")
-                continue
-            treq = torch_requirement(lines, {})
-            if treq is None or treq.specifier.contains(release, prereleases=True):
-                how = f"metadata (Requires-Dist: {treq})" if treq else "metadata (no torch pin)"
-                out[(name, release)] = (str(predicted), how)
-            else:
-                out[(name, release)] = (None, f"{name} {predicted} is built for {treq}")
+            out[(name, release)] = (predicted, cand)
+    return out
+
+
+def _judge_offers(
+    offers: _Offers, requires: Callable[[Candidate], Sequence[str] | None]
+) -> dict[tuple[str, Version], tuple[str | None, str]]:
+    """The pairs of :func:`companion_pairs` from the table's ``offers``: each wheel's
+    ``Requires-Dist: torch`` (``requires``) must admit its torch release."""
+    from torchup.choose.resolve import torch_requirement
+
+    out: dict[tuple[str, Version], tuple[str | None, str]] = {}
+    for (name, release), (predicted, cand) in offers.items():
+        if cand is None:
+            out[(name, release)] = (None, "the table's release is not on the index")
+            continue
+        lines = requires(cand)
+        if lines is None:
+            out[(name, release)] = (str(predicted), "table (metadata unreadable)")
+            continue
+        treq = torch_requirement(lines, {})
+        if treq is None or treq.specifier.contains(release, prereleases=True):
+            how = f"metadata (Requires-Dist: {treq})" if treq else "metadata (no torch pin)"
+            out[(name, release)] = (str(predicted), how)
+        else:
+            out[(name, release)] = (None, f"{name} {predicted} is built for {treq}")
     return out
 
 
@@ -295,23 +319,21 @@ def read_matrix(
     ``accelerator`` the machine's is detected; with ``platform`` given (another machine)
     nothing of this one is used unless ``accelerator`` is passed.
     """
-    from torchup.choose.api import _candidates, _gather, _index_client
+    from torchup.choose.reading import candidates_of, gather_pages, index_client, sources_for
     from torchup.errors import TorchupError, UsageError
-    from torchup.index.sources import pip_sources
 
     env = dict(os.environ) if env is None else env
     requirement = _torch_requirement(requirements)
-    sources = pip_sources(
-        env=env,
-        overrides={
-            "index_url": index_url,
-            "extra_index_urls": tuple(extra_index_urls),
-            "find_links": tuple(find_links),
-            "torch_index_url": torch_index_url,
-        },
+    sources = sources_for(
+        env,
+        prefix=None,
+        index_url=index_url,
+        extra_index_urls=extra_index_urls,
+        find_links=find_links,
+        torch_index_url=torch_index_url,
     )
     warnings: list[str] = []
-    with _index_client(sources, env=env, offline=offline) as client:
+    with index_client(sources, env=env, offline=offline) as client:
         try:
             variants = list(client.variants(sources.torch_index_url.url))
         except TorchupError as exc:
@@ -325,16 +347,17 @@ def read_matrix(
                     hint=f"builds offered: {', '.join([*variants, PYPI])}",
                 )
             variants = [v for v in variants if v in backends]
-        got = _gather(client, sources, variants, ["torch", *COMPANIONS])
+        got = gather_pages(client, sources, variants, ["torch", *COMPANIONS])
         warnings += [f"skipped a source: {e}" for e in got.pip_errors]
-        cands = _candidates(got, "torch", torch_index=True, labelled_only=False)
+        cands = candidates_of(got, "torch", torch_index=True, labelled_only=False)
         if backends:
             cands = [c for c in cands if (c.variant or PYPI) in backends]
         releases = sorted({public(c.version) for c in cands if not c.version.is_prerelease
                            and (requirement is None or requirement.specifier.contains(
                                public(c.version), prereleases=False))})  # fmt: skip
         offered = {name: _predicted_files(got, name, releases) for name in COMPANIONS}
-        pairs = companion_pairs(releases, offered, _concurrent_requires(client, releases, offered))
+        offers = _table_offers(releases, offered)
+        pairs = _judge_offers(offers, _concurrent_requires(client, offers))
     return _tabulate(
         cands,
         requirement=requirement,
@@ -347,7 +370,7 @@ def read_matrix(
     )
 
 
-def _predicted_files(got: _Gathered, name: str, releases: Sequence[Version]) -> list[Candidate]:
+def _predicted_files(got: Gathered, name: str, releases: Sequence[Version]) -> list[Candidate]:
     """The companion's files of the releases the table pairs with ``releases`` (its
     pages list thousands of files; only these are parsed)."""
     from torchup.choose.compat import make_candidates
@@ -365,22 +388,19 @@ def _predicted_files(got: _Gathered, name: str, releases: Sequence[Version]) -> 
 
 
 def _concurrent_requires(
-    client: IndexClient,
-    releases: Sequence[Version],
-    offered: Mapping[str, Sequence[Candidate]],
+    client: IndexClient, offers: _Offers
 ) -> Callable[[Candidate], Sequence[str] | None]:
-    """A Requires-Dist reader whose answers for the files :func:`companion_pairs` will
-    ask about were read beforehand, eight at a time (cached like ``plan``'s)."""
+    """A Requires-Dist reader whose answers for the wheels in ``offers`` (the files
+    :func:`_judge_offers` asks about) were read beforehand, eight at a time (cached
+    like ``plan``'s)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from torchup.errors import TorchupError
 
     wanted: dict[str, Candidate] = {}
-
-    def collect(cand: Candidate) -> None:  # a dry run names the files to read
-        wanted.setdefault(cand.dist.url, cand)
-
-    companion_pairs(releases, offered, collect)
+    for _predicted, cand in offers.values():
+        if cand is not None:
+            wanted.setdefault(cand.dist.url, cand)
 
     def read(cand: Candidate) -> Sequence[str] | None:
         try:
