@@ -514,6 +514,39 @@ def test_credentials_in_urls_work_and_are_never_written(site: Site, tmp_path: Pa
     assert made.index_url == "https://mirror.example/wh/simple/"
 
 
+def test_a_lock_fetches_from_a_private_index_with_pip_configs_credentials(
+    site: Site, tmp_path: Path
+) -> None:
+    """A lock's URLs carry no credentials; `wheelhouse --lock` sends the ones of pip's
+    configured index to its host, as pip does, and writes them nowhere."""
+    port = site.server.httpd.server_port
+    lock = site.lock(tmp_path / "pylock.toml", base=f"http://127.0.0.1:{port}/private")
+    env = {**quiet_env(tmp_path), "TORCHUP_CACHE_DIR": str(tmp_path / "cache")}
+
+    def wheelhouse(name: str, conf: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "torchup", "wheelhouse", str(tmp_path / name),
+                "--lock", str(lock), "--json"]  # fmt: skip
+        return subprocess.run(argv, env={**env, "PIP_CONFIG_FILE": conf}, capture_output=True,
+                              text=True, check=False, timeout=120)  # fmt: skip
+
+    refused = wheelhouse("without", os.devnull)
+    assert refused.returncode == 1
+    assert "HTTP 401" in refused.stdout + refused.stderr
+    # nothing was fetched, so no .part is left to continue (the folder's marker stays)
+    assert listing(tmp_path / "without") == [".torchup-wheelhouse.json", "files"]
+    assert listing(tmp_path / "without" / "files") == []
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nindex-url = http://user:s3cret@127.0.0.1:{port}/private/simple\n")
+    made = wheelhouse("with", str(conf))
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert listing(tmp_path / "with" / "files") == sorted(
+        [*site.wheels, *(f"{n}.metadata" for n in site.wheels)]
+    )
+    written = [p.read_bytes() for p in (tmp_path / "with").rglob("*") if p.is_file()]
+    assert not [b for b in written if b"s3cret" in b]
+    assert "s3cret" not in made.stdout + made.stderr
+
+
 @pytest.mark.parametrize(
     ("content", "said"),
     [

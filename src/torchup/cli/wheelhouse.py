@@ -65,7 +65,18 @@ def run(args: argparse.Namespace) -> int:
             "new plan instead",
             hint=f"torchup wheelhouse {args.directory} --lock {args.lock}, or drop --lock",
         )
-    house = _build(args, Path(args.lock), sources=None) if args.lock else _from_plan(args)
+    if args.lock is not None:
+        # a lock's URLs carry no credentials: pip's configured indexes give them (and its
+        # CA bundle and trusted hosts), as they do to pip for an index URL without any
+        import os
+
+        from torchup.index.sources import pip_sources
+
+        house: Wheelhouse | None = _build(
+            args, Path(args.lock), sources=pip_sources(env=os.environ)
+        )
+    else:
+        house = _from_plan(args)
     if house is None:
         return 1
     for warning in house.warnings:

@@ -200,6 +200,16 @@ def fetch_file(
             f"{dest.name}: cannot write {str(exc.filename or dest)!r}: {exc.strerror or exc}",
             hint="check that the wheelhouse folder is writable",
         ) from None
+    finally:
+        _drop_if_empty(part)  # a refused or unreachable file leaves nothing to continue
+
+
+def _drop_if_empty(part: Path) -> None:
+    try:
+        if part.stat().st_size == 0:
+            part.unlink()
+    except OSError:
+        pass
 
 
 def _matches(path: Path, sha256: str, size: int | None) -> bool:
