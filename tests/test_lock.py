@@ -9,6 +9,7 @@ then locked with uv; nothing is downloaded from the internet.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -528,8 +529,12 @@ def test_the_toml_writer_round_trips_through_tomllib() -> None:
         "b": True,
         "list": ["x", "y"],
         "t": {"k": "v", "odd key": 1, "inner": {"z": [1, 2]}},
-        "rows": [{"name": "r1", "wheels": [{"url": "u", "hashes": {"sha256": "0" * 64}}]},
+        "rows": [{"name": "r1", "wheels": [{"url": "u", "hashes": {"sha256": "0" * 64},
+                                            "upload-time": datetime.datetime(
+                                                2026, 11, 15, 21, 30, 44, tzinfo=datetime.UTC)}]},
                  {"name": "r2", "skip": None}],
+        "when": datetime.datetime(2026, 1, 2, 3, 4, 5, 600000,
+                                  tzinfo=datetime.timezone(datetime.timedelta(hours=2))),
     }  # fmt: skip
     back = tomllib.loads(_toml.dumps(doc, inline={"wheels", "hashes"}))
     doc["rows"][1].pop("skip")  # type: ignore[index,attr-defined]

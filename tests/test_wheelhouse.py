@@ -727,3 +727,24 @@ def test_a_torch_wheelhouse_installs_and_verifies_with_pip_and_uv(tmp_path: Path
     for python in pythons:
         report = torchup.verify(str(python), env=realtorch.quiet_env())
         assert report.ok, report.to_dict()
+
+
+def test_the_rewritten_lock_keeps_each_files_upload_time() -> None:
+    """PEP 751's upload-time (PyPI's JSON gives it, uv writes it) survives the rewrite as
+    an offset date-time, as tomllib and packaging.pylock read it."""
+    import datetime
+
+    import tomllib
+
+    from torchup.export.wheelhouse import _rewrite_lock
+
+    when = datetime.datetime(2026, 11, 15, 21, 30, 44, tzinfo=datetime.UTC)
+    wheel = {"url": "https://x/a-1.0-py3-none-any.whl", "upload-time": when, "size": 3,
+             "hashes": {"sha256": "ab" * 32}}  # fmt: skip
+    raw = {"lock-version": "1.0", "created-by": "uv",
+           "packages": [{"name": "a", "version": "1.0", "wheels": [wheel]}]}  # fmt: skip
+    text = _rewrite_lock(raw, None)
+    (back,) = tomllib.loads(text)["packages"][0]["wheels"]
+    assert back["upload-time"] == when
+    assert back["path"] == "files/a-1.0-py3-none-any.whl"
+    assert parse_lock(text).packages[0].files[0].filename == "a-1.0-py3-none-any.whl"

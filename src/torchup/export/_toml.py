@@ -1,14 +1,15 @@
 """A small TOML writer for the documents :mod:`torchup.export.pylock` writes. Pure.
 
-Only what a PEP 751 lock needs: strings, integers, booleans, arrays, tables and
-arrays of tables; ``None`` values are left out (TOML has no null). Keys listed in
-``inline`` are written as inline tables or arrays of inline tables (PEP 751's
-``wheels``, ``sdist`` and ``hashes``, as uv writes them), everything else as
-``[table]`` / ``[[array.of.tables]]`` sections. Reading is :mod:`tomllib`'s job.
+Only what a PEP 751 lock needs: strings, integers, booleans, offset date-times
+(``upload-time``), arrays, tables and arrays of tables; ``None`` values are left out
+(TOML has no null). Keys listed in ``inline`` are written as inline tables or arrays
+of inline tables (PEP 751's ``wheels``, ``sdist`` and ``hashes``, as uv writes them),
+everything else as ``[table]`` / ``[[array.of.tables]]`` sections. Reading is :mod:`tomllib`'s job.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from collections.abc import Collection, Mapping
@@ -83,6 +84,9 @@ def _value(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return _string(value)
+    if isinstance(value, datetime.datetime):
+        # a TOML offset date-time, as tomllib reads it back: UTC written as Z
+        return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, Mapping):
         items = [f"{_key(k)} = {_value(v)}" for k, v in value.items() if v is not None]
         return "{ " + ", ".join(items) + " }" if items else "{}"

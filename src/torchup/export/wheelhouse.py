@@ -360,7 +360,6 @@ def _rewrite_lock(raw: Mapping[str, Any], base_url: str | None) -> str:
             filename = entry.get("name") or filename_of(entry.get("url") or entry.get("path"))
             entry.pop("url", None)
             entry.pop("path", None)
-            entry.pop("upload-time", None)  # a TOML datetime our writer does not emit
             entry["name"] = filename
             entry.update(_location(filename, base_url))
     header = "# written by torchup wheelhouse: every file is in this folder's files/\n"
@@ -368,11 +367,12 @@ def _rewrite_lock(raw: Mapping[str, Any], base_url: str | None) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """``value`` as plain TOML values: a datetime in a tool table becomes its text."""
+    """``value`` as plain TOML values: a date or time in a tool table becomes its text;
+    a file's ``upload-time`` stays the offset date-time PEP 751 has it as."""
     import datetime
 
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: v if k == "upload-time" else _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if isinstance(value, datetime.date | datetime.time):
