@@ -394,43 +394,88 @@ def _serve_on(port: int, requests: list[str]) -> Any:
     return server
 
 
+class _Answers(httpx.BaseTransport):
+    """A host that is up: every page is one torch wheel; ``calls`` counts requests."""
+
+    calls = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        page = f'<a href="/f/{TORCH_WHEEL}#sha256={"ab" * 32}">{TORCH_WHEEL}</a>'
+        return httpx.Response(200, headers={"Content-Type": "text/html"}, text=page)
+
+
+class _TimesOut(httpx.BaseTransport):
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectTimeout("timed out", request=request)
+
+
 def test_an_unreachable_host_is_not_asked_again_for_a_minute(cache_env: Path) -> None:
     """Each run that reads the PyTorch index from a machine that cannot reach it paid
-    the failed connect (and the HTTP client it needs); the failure is now remembered in
-    the cache for a minute, across runs, and said as such."""
+    the failed connect (a firewall's timeout: seconds) and the HTTP client it needs; the
+    failure is now remembered in the cache for a minute, across runs, and said as such."""
+    url = "https://idx.example/simple/torch/"
+    with client(cache_env, transport=_TimesOut()) as c:
+        first = one(c, url)
+    assert first.error is not None
+    assert first.error.unreachable
+    up = _Answers()  # the host answers now, but within the minute:
+    with client(cache_env, transport=up) as c:  # a new client, as in the next torchup run
+        again = one(c, url)
+        other = one(c, "https://idx.example/simple/torchvision/")
+        elsewhere = one(c, "https://idx.example:8443/simple/torch/")  # another port
+    assert up.calls == 1  # only the other port was asked
+    assert again.error is not None
+    assert again.error.reason.startswith("the connection timed out, ")
+    assert "s ago (asked again in " in again.error.reason
+    assert other.error is not None  # the host, not the page, is remembered
+    assert elsewhere.error is None
+    memory = cache_env / "unreachable-hosts.json"
+    doc = json.loads(memory.read_text())
+    assert list(doc) == ["https://idx.example"]
+    doc["https://idx.example"]["at"] -= httpcache.UNREACHABLE_TTL  # a minute later
+    memory.write_text(json.dumps(doc))
+    with client(cache_env, transport=up) as c:
+        later = one(c, url)
+    assert later.error is None
+    assert [f.filename for f in later.files] == [TORCH_WHEEL]
+    assert up.calls == 2
+
+
+def test_a_refused_port_or_a_resolver_hiccup_is_not_remembered(cache_env: Path) -> None:
+    """A refused connection fails in a millisecond and a "temporary failure in name
+    resolution" may pass at once: asked again on the next run (a real server that starts
+    listening on the refused port answers it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/simple/torch/"
     with client(cache_env) as c:
-        first = one(c, url)
-    assert first.error is not None
-    assert first.error.unreachable
-    assert first.error.reason == "connection refused (nothing is listening there)"
+        assert one(c, url).error is not None
     requests: list[str] = []
-    server = _serve_on(port, requests)  # the host answers now, but within the minute:
+    server = _serve_on(port, requests)
     try:
-        with client(cache_env) as c:  # a new client, as in the next torchup run
-            again = one(c, url)
-            other = one(c, f"http://127.0.0.1:{port}/simple/torchvision/")
-        assert requests == []  # not asked
-        assert again.error is not None
-        assert again.error.reason.startswith("connection refused (nothing is listening there), ")
-        assert "s ago (asked again in " in again.error.reason
-        assert again.error.lasting
-        assert other.error is not None  # the host, not the page, is remembered
-        memory = cache_env / "unreachable-hosts.json"
-        doc = json.loads(memory.read_text())
-        doc[f"127.0.0.1:{port}"]["at"] -= httpcache.UNREACHABLE_TTL  # a minute later
-        memory.write_text(json.dumps(doc))
         with client(cache_env) as c:
-            later = one(c, url)
-        assert later.error is None
-        assert [f.filename for f in later.files] == [TORCH_WHEEL]
+            assert one(c, url).error is None
         assert requests == ["/simple/torch/"]
     finally:
         server.shutdown()
         server.server_close()
+
+    class _Hiccup(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            raise httpx.ConnectError("[Errno -3] Temporary failure in name resolution")
+
+    with client(cache_env, transport=_Hiccup()) as c:
+        res = one(c, "https://hiccup.example/simple/torch/")
+    assert res.error is not None
+    assert res.error.reason.startswith("DNS lookup failed")
+    assert not res.error.unreachable
+    assert not (cache_env / "unreachable-hosts.json").exists()
+    memory = httpcache.UnreachableHosts(cache_env)
+    memory.remember("https://up.example", "the connection timed out")
+    memory.forget("https://up.example")  # what a page read does when the host answers
+    assert memory.recent("https://up.example") is None
 
 
 def test_answers_that_are_not_about_reaching_the_host_are_not_remembered(

@@ -448,8 +448,9 @@ class FileHashCache:
 
 
 class UnreachableHosts:
-    """Hosts that could not be reached a moment ago (the name did not resolve, the
-    connection was refused or timed out), remembered across runs for ``ttl`` seconds.
+    """Hosts that could not be reached a moment ago (the name does not exist, or the
+    connect timed out), remembered across runs for ``ttl`` seconds; a host that answers
+    anything is forgotten. Keys are ``scheme://host[:port]``, never user-info.
 
     A page of such a host is answered with that failure instead of a request, so a
     machine that cannot reach the PyTorch index does not pay the failed connect (and
@@ -482,6 +483,19 @@ class UnreachableHosts:
     def recent(self, host: str, now: float | None = None) -> tuple[float, str] | None:
         """``(seconds ago, reason)`` of ``host``'s failure within the ttl, else ``None``."""
         return self._age(self._read().get(host), time.time() if now is None else now)
+
+    def forget(self, host: str) -> None:
+        """Drop ``host``'s entry (it answered); cheap when there is none."""
+        if not self.path.exists():
+            return
+        with self._lock:
+            doc = self._read()
+            if doc.pop(host, None) is None:
+                return
+            try:
+                atomic_write(self.path, json.dumps(doc).encode("utf-8"))
+            except OSError as exc:
+                log.warning("cannot write %s: %s", self.path, exc)
 
     def remember(self, host: str, reason: str, now: float | None = None) -> None:
         """Record that ``host`` could not be reached (and drop expired entries)."""

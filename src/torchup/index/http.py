@@ -143,8 +143,11 @@ def transport_error(url: str, exc: Exception) -> IndexFetchError:
     import httpx
 
     reason, hint = describe_transport_error(exc)
-    unreachable = isinstance(exc, httpx.ConnectTimeout) or reason.startswith(
-        ("DNS lookup failed", "connection refused")
+    # the failures worth not repeating for a while: a name that does not exist (not a
+    # resolver's "temporary failure") and a connect that timed out (seconds each time)
+    transient = "temporary failure" in str(exc).lower()
+    unreachable = isinstance(exc, httpx.ConnectTimeout) or (
+        reason.startswith("DNS lookup failed") and not transient
     )
     return IndexFetchError(redact(url), reason, hint=hint, unreachable=unreachable)
 

@@ -85,6 +85,16 @@ def reparse(body: bytes, content_type: str, url: str, index: str) -> tuple[DistF
     return parse_project_page(body, content_type, url, index=index)
 
 
+def _host_key(url: str) -> str:
+    """What :class:`~torchup.index.cache.UnreachableHosts` remembers: scheme and host
+    (with its port, when the URL names one), never the user-info.
+
+    >>> _host_key("https://user:pw@Host.example:8443/simple/")
+    'https://host.example:8443'
+    """
+    return f"{urlsplit(url).scheme.lower()}://{netloc(url)}"
+
+
 def file_page(url: str) -> PageResult:
     """A ``file://`` project page: ``<dir>/index.html``, else the directory's files."""
     shown = redact(url)
@@ -205,7 +215,7 @@ class PageReader:
         """The failure of ``url``'s host within :attr:`UnreachableHosts.ttl`, not retried."""
         if self.unreachable is None:
             return None
-        seen = self.unreachable.recent(netloc(url), now)
+        seen = self.unreachable.recent(_host_key(url), now)
         if seen is None:
             return None
         ago, reason = seen
@@ -224,7 +234,7 @@ class PageReader:
         except IndexFetchError as exc:
             log.info("cannot read %s: %s", shown, exc.reason)
             if exc.unreachable and self.unreachable is not None:
-                self.unreachable.remember(netloc(exc.url), exc.reason)
+                self.unreachable.remember(_host_key(exc.url), exc.reason)
             return PageResult(url=shown, error=exc)
 
     def _download(self, url: str, shown: str, todo: _Pending) -> PageResult:
@@ -237,6 +247,8 @@ class PageReader:
             headers["If-Modified-Since"] = cached.last_modified
         log.info("fetching %s", shown)
         response, final_url = self.session.send_as(url, headers, todo.auth)
+        if self.unreachable is not None:
+            self.unreachable.forget(_host_key(url))  # it answered: reachable again
         try:
             status = response.status_code
             lifetime, age = server_lifetime(response.headers)
