@@ -46,7 +46,8 @@ def _torch_in(venv: Path) -> str:
 
 def test_paths_and_file_urls_become_exact_pins(tmp_path: Path) -> None:
     path = _write(tmp_path / "dist", WHEEL, make_wheel(WHEEL, META))
-    for text in (f"dist/{WHEEL}", path.as_uri(), f"torch @ {path.as_uri()}", str(path)):
+    for text in (f"dist/{WHEEL}", path.as_uri(), f"torch @ {path.as_uri()}", str(path),
+                 f"torch@{path.as_uri()}", f" Torch @ dist/{WHEEL}"):  # fmt: skip
         texts, wheels = split_local_wheels(["torchvision>=0.20", text], cwd=tmp_path)
         assert texts == ["torchvision>=0.20", "torch==2.8.0+cpu"], text
         assert wheels["torch"].path == path
@@ -61,6 +62,9 @@ def test_paths_and_file_urls_become_exact_pins(tmp_path: Path) -> None:
         ("dist/torch-2.8.0-py3-none-any.whl", "no such wheel file"),
         ("dist/torch.whl", "is not a wheel's file name"),
         (f"torchvision @ file:dist/{WHEEL}", "the file is a torch wheel, not torchvision"),
+        (f"torch[opt] @ dist/{WHEEL}", "extras of a wheel file are not planned"),
+        (f"~no-such-user-here/{WHEEL}", "is not a usable wheel path"),
+        (f"file:///tmp/a%00b/{WHEEL}", "is not a usable wheel path"),
     ],
 )
 def test_bad_wheel_references_are_usage_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -99,8 +103,10 @@ def test_the_named_file_is_the_only_candidate(tmp_path: Path) -> None:
         assert torch.dist.url == path.as_uri()
         assert torch.sha256 == hashlib.sha256(mine).hexdigest()
         assert got.requirements == ("torch==2.8.0+cpu",)
-        assert "--find-links" in got.commands[0]
-        assert str(tmp_path / "dist") in got.commands[0]
+        # the command to copy names the file: a pin with --find-links would let pip
+        # prefer an index's file of the same version with a more specific tag
+        assert str(path) in got.commands[0]
+        assert "torch==2.8.0+cpu" not in got.commands[0]
     assert got.backend.name == "pypi"  # auto: the wheel is the build it is; nothing detected
     assert "a local wheel" in got.backend.source
     assert got.accelerator is None
@@ -115,6 +121,7 @@ def test_a_wheel_for_another_python_says_which_fits(tmp_path: Path) -> None:
     assert [r.filename for r in problem.rejected] == [name]
     assert "built for cp311" in problem.rejected[0].reason
     assert [a.version.rsplit(".", 1)[0] for a in got.alternative_pythons] == ["3.11"]
+    assert str(path) in got.alternative_pythons[0].command
 
 
 @pytest.mark.parametrize("installer", ["uv", "pip"])

@@ -30,7 +30,7 @@ from torchup.choose.family import (
     resolve_family,
     resolve_on_hardware,
 )
-from torchup.choose.localwheel import local_candidate, split_local_wheels
+from torchup.choose.localwheel import local_candidate, naming_the_files, split_local_wheels
 from torchup.choose.names import near_family_name
 from torchup.choose.plan import (
     AltPython,
@@ -299,9 +299,10 @@ def plan(
         fallback = None
         if read.unreadable is not None:
             fallback = pypi_fallback(read.unreadable, res.outcomes, res.metadata, first.accel, py)
-    return _assemble(
+    made = _assemble(
         py=py, reqs=reqs, accel=first.accel, read=read, res=res, alts=alts, fallback=fallback
     )
+    return naming_the_files(made, wheels) if wheels else made
 
 
 def _assemble(

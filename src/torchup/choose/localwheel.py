@@ -15,8 +15,9 @@ hashes the file with the hasher it is given.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,12 +30,12 @@ from packaging.utils import (
 from packaging.version import Version
 
 from torchup.choose.compat import Candidate, make_candidates
-from torchup.choose.plan import exact_pin
+from torchup.choose.plan import Plan, exact_pin
 from torchup.errors import UsageError
 from torchup.index.pages import DistFile
 from torchup.index.urls import file_url_to_path
 
-__all__ = ["LocalWheel", "local_candidate", "split_local_wheels"]
+__all__ = ["LocalWheel", "local_candidate", "naming_the_files", "split_local_wheels"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,17 +88,34 @@ def split_local_wheels(
     return out, wheels
 
 
+#: ``NAME`` or ``NAME[extras]`` before a direct reference's ``@``
+_NAME = re.compile(r"\s*[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?\s*(?:\[[^\]]*\]\s*)?")
+
+
 def _local_wheel(text: str, cwd: Path) -> LocalWheel | None:
-    named, _, location = text.rpartition(" @ ") if " @ " in text else ("", "", text)
-    location = location.strip()
+    before, at, after = text.partition("@")
+    named, location = (before.strip(), after.strip()) if at and _NAME.fullmatch(before) else (
+        "", text.strip())  # fmt: skip
     if not location.lower().endswith(".whl"):
         return None
+    if "[" in named:
+        raise UsageError(
+            f"{text!r}: extras of a wheel file are not planned",
+            hint="name the wheel alone and the extras' packages as requirements beside it",
+        )
     scheme = urlsplit(location).scheme.lower()
     if scheme not in ("", "file") and len(scheme) > 1:  # c: is a Windows drive, not a scheme
         return None  # a remote direct reference: parse_requirements refuses it, saying why
-    path = file_url_to_path(location) if scheme == "file" else Path(location).expanduser()
-    path = (cwd / path).resolve()
-    if not path.is_file():
+    try:
+        path = file_url_to_path(location) if scheme == "file" else Path(location).expanduser()
+        path = (cwd / path).resolve()
+        found = path.is_file()
+    except (OSError, RuntimeError, ValueError) as exc:  # ~nobody/, a NUL in the URL
+        raise UsageError(
+            f"{text!r} is not a usable wheel path: {exc}",
+            hint="give the path of an existing .whl, or a file:// URL to one",
+        ) from None
+    if not found:
         raise UsageError(
             f"{text!r}: no such wheel file ({path})",
             hint="build or download it first, or give the path of an existing .whl",
@@ -120,12 +138,38 @@ def _local_wheel(text: str, cwd: Path) -> LocalWheel | None:
 
 def local_candidate(wheel: LocalWheel, sha256: Callable[[Path], str]) -> Candidate:
     """The candidate for ``wheel``, its sha256 from ``sha256`` (a cached hasher)."""
+    try:
+        digest, size = sha256(wheel.path), wheel.path.stat().st_size
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read the wheel {wheel.path}: {exc.strerror or exc}",
+            hint="check that the file is readable",
+        ) from None
     dist = DistFile(
         filename=wheel.path.name,
         url=wheel.path.as_uri(),
         index=wheel.folder,
-        hashes={"sha256": sha256(wheel.path)},
-        size=wheel.path.stat().st_size,
+        hashes={"sha256": digest},
+        size=size,
     )
     (cand,), _ = make_candidates([dist], wheel.project)
     return cand
+
+
+def naming_the_files(made: Plan, wheels: Mapping[NormalizedName, LocalWheel]) -> Plan:
+    """``made`` with its shown commands naming each wheel file instead of its pin: pip
+    given ``torch===2.5.1 --find-links DIR`` prefers an index's file of that version
+    with a more specific tag (``manylinux_2_28`` over a local build's ``linux_x86_64``),
+    so a command to copy names the file itself. (``torchup install`` pins by hash.)"""
+    files = {w.pin: str(w.path) for w in wheels.values()}
+
+    def named(argv: Sequence[str]) -> tuple[str, ...]:
+        return tuple(files.get(arg, arg) for arg in argv)
+
+    return replace(
+        made,
+        commands=tuple(named(c) for c in made.commands),
+        alternative_pythons=tuple(
+            replace(a, command=named(a.command)) for a in made.alternative_pythons
+        ),
+    )
