@@ -463,6 +463,8 @@ class UnreachableHosts:
         self.path = root / "unreachable-hosts.json"
         self.ttl = ttl
         self._lock = threading.Lock()
+        #: the file as this process read or wrote it: read once, not for every page
+        self._seen: dict[str, Any] | None = None
 
     def _read(self) -> dict[str, Any]:
         try:
@@ -470,6 +472,11 @@ class UnreachableHosts:
         except (OSError, ValueError):
             return {}
         return doc if isinstance(doc, dict) else {}
+
+    def _known(self) -> dict[str, Any]:
+        if self._seen is None:
+            self._seen = self._read()
+        return self._seen
 
     def _age(self, entry: Any, now: float) -> tuple[float, str] | None:
         if not isinstance(entry, dict):
@@ -482,27 +489,30 @@ class UnreachableHosts:
 
     def recent(self, host: str, now: float | None = None) -> tuple[float, str] | None:
         """``(seconds ago, reason)`` of ``host``'s failure within the ttl, else ``None``."""
-        return self._age(self._read().get(host), time.time() if now is None else now)
+        return self._age(self._known().get(host), time.time() if now is None else now)
 
     def forget(self, host: str) -> None:
-        """Drop ``host``'s entry (it answered); cheap when there is none."""
-        if not self.path.exists():
-            return
-        with self._lock:
-            doc = self._read()
-            if doc.pop(host, None) is None:
-                return
-            try:
-                atomic_write(self.path, json.dumps(doc).encode("utf-8"))
-            except OSError as exc:
-                log.warning("cannot write %s: %s", self.path, exc)
+        """Drop ``host``'s entry (it answered); free when this process knows of none."""
+        if host in self._known():
+            self._write(lambda doc: doc.pop(host, None))
 
     def remember(self, host: str, reason: str, now: float | None = None) -> None:
         """Record that ``host`` could not be reached (and drop expired entries)."""
-        now = time.time() if now is None else now
+        at = time.time() if now is None else now
+
+        def add(doc: dict[str, Any]) -> None:
+            for h in [h for h, e in doc.items() if self._age(e, at) is None]:
+                del doc[h]
+            doc[host] = {"at": at, "reason": reason}
+
+        self._write(add)
+
+    def _write(self, change: Callable[[dict[str, Any]], object]) -> None:
+        """Apply ``change`` to the file as it is now (another run may have written it)."""
         with self._lock:
-            doc = {h: e for h, e in self._read().items() if self._age(e, now) is not None}
-            doc[host] = {"at": now, "reason": reason}
+            doc = self._read()
+            change(doc)
+            self._seen = doc
             try:
                 atomic_write(self.path, json.dumps(doc).encode("utf-8"))
             except OSError as exc:
