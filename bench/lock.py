@@ -46,6 +46,8 @@ from torchup.export.lock import compile_command, make_lock  # noqa: E402
 
 BIN = Path(sys.executable).parent
 UV = shutil.which("uv", path=str(BIN)) or shutil.which("uv")
+#: the command as users run it: the console script beside this Python
+TORCHUP = BIN / ("torchup.exe" if os.name == "nt" else "torchup")
 PY = str(sorted(Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")).glob(
     "versions/3.11.*/bin/python"))[-1])  # fmt: skip
 REQS = ["torch==2.8.0", "torchvision", "torchaudio"]
@@ -110,7 +112,7 @@ def run(tmp: Path, torch_url: str, simple: str, runs: int) -> dict[str, list[flo
         make_lock(planned(e), uv=UV, env=e)
 
     out = tmp / "pylock.toml"
-    cli = [sys.executable, "-m", "torchup", "lock", *REQS, "--python", PY, "--backend", "cpu",
+    cli = [str(TORCHUP), "lock", *REQS, "--python", PY, "--backend", "cpu",
            "--torch-index-url", torch_url, "--index-url", simple, "-o", str(out), "--force",
            "-q"]  # fmt: skip
 

@@ -64,11 +64,17 @@ def publish(root: Path, files: Mapping[str, Sequence[File]], project: str = "tor
 
 
 @contextmanager
-def serve(root: Path) -> Iterator[Served]:
-    """Serve ``root`` on 127.0.0.1; the result logs every path requested."""
+def serve(root: Path, *, max_age: int | None = None) -> Iterator[Served]:
+    """Serve ``root`` on 127.0.0.1; the result logs every path requested. ``max_age``:
+    every answer says ``Cache-Control: max-age=N``, as PyPI's do (600)."""
     served = Served(url="")
 
     class Handler(http.server.SimpleHTTPRequestHandler):
+        def end_headers(self) -> None:
+            if max_age is not None:
+                self.send_header("Cache-Control", f"max-age={max_age}")
+            super().end_headers()
+
         def log_message(self, format: str, *args: object) -> None:
             served.requested.append(self.path)
             served.agents.append((self.path, self.headers.get("User-Agent", "")))

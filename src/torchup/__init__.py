@@ -11,7 +11,9 @@ Heavy modules (httpx, the index client) load on first use, so importing is cheap
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # not typing's: importing typing is a third of start-up's imports
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

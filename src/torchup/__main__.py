@@ -1,3 +1,3 @@
-from torchup.cli.main import main
+from torchup.cli import main
 
 raise SystemExit(main())

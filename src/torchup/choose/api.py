@@ -299,8 +299,12 @@ def plan(
         fallback = None
         if read.unreadable is not None:
             fallback = pypi_fallback(read.unreadable, res.outcomes, res.metadata, first.accel, py)
-    made = _assemble(
-        py=py, reqs=reqs, accel=first.accel, read=read, res=res, alts=alts, fallback=fallback
+        fresh_until = client.fresh_until
+    made = replace(
+        _assemble(
+            py=py, reqs=reqs, accel=first.accel, read=read, res=res, alts=alts, fallback=fallback
+        ),
+        fresh_until=fresh_until,
     )
     return naming_the_files(made, wheels) if wheels else made
 

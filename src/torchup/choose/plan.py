@@ -163,6 +163,10 @@ class Plan:
     #: when torch has files but none fits and no other Python here would do: the
     #: ``torchup build-script`` command that builds it from source for this Python
     build_script: tuple[str, ...] = ()
+    #: when the first index page it was made from goes stale (epoch seconds): until then
+    #: the same request gives the same plan from the cache; ``0.0`` when it was made from a
+    #: local source or despite a failure, or is not known (not serialised)
+    fresh_until: float = field(default=0.0, compare=False)
 
     @property
     def ok(self) -> bool:

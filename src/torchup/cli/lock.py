@@ -7,9 +7,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from torchup.cli import options as o
 from torchup.errors import UsageError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from torchup.choose.plan import Plan
 
 __all__ = ["add_arguments", "find_resolver", "run"]
 
@@ -69,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     uv = find_resolver()
     if args.check:
         return _check(args, uv)
-    from torchup.export.lock import lock, lock_text, make_lock
+    from torchup.export.lock import lock, lock_text, make_lock_with_freshness
     from torchup.render.export import render_lock
     from torchup.render.text import render_plan
 
@@ -91,10 +97,15 @@ def run(args: argparse.Namespace) -> int:
             print(render_plan(plan))
         return 1
     if output is None:
-        made, command, warnings = make_lock(plan, uv=uv, offline=args.offline, refresh=args.refresh)
-        sys.stdout.write(lock_text(made, command))
+        made, command, warnings, until = make_lock_with_freshness(
+            plan, uv=uv, offline=args.offline, refresh=args.refresh
+        )
+        text = lock_text(made, command)
+        sys.stdout.write(text)
         for warning in warnings:
             print(f"torchup: warning: {warning}", file=sys.stderr)
+        if not warnings:
+            _remember(args, plan, uv, until, [], text)
         return 0
     result = lock(
         plan,
@@ -107,11 +118,48 @@ def run(args: argparse.Namespace) -> int:
     )
     for warning in result.warnings:
         print(f"torchup: warning: {warning}", file=sys.stderr)
+    text = ""
     if args.json:
-        o.emit_json({"ok": True, **result.to_dict()})
+        text = o.json_text({"ok": True, **result.to_dict()})
     elif not args.quiet:
-        print(render_lock(result))
+        text = render_lock(result) + "\n"
+    sys.stdout.write(text)
+    if not result.warnings:
+        written = [p for p in (output, extra) if p is not None]
+        _remember(args, plan, uv, result.fresh_until, written, text)
     return 0
+
+
+def _remember(  # noqa: PLR0917 (what a replay depends on)
+    args: argparse.Namespace,
+    plan: Plan,
+    uv: str,
+    until: float,
+    written: list[Path],
+    stdout: str,
+) -> None:
+    """Keep this run's answer for :mod:`torchup.cli.replay`, when it depends on nothing
+    but its arguments, environment and files: not a Python found by discovery, not an
+    accelerator found by detection, nothing read afresh each time, no warning."""
+    pending = getattr(args, "replay", None)
+    python = args.python or ""
+    elsewhere = args.for_profile is not None or args.python_version is not None
+    by_path = os.sep in python or bool(os.altsep and os.altsep in python)
+    if (
+        pending is None
+        or args.refresh
+        or args.verbose
+        or plan.warnings
+        or not (elsewhere or (by_path and plan.accelerator is None))
+    ):
+        return
+    from torchup.index.sources import pip_config_files
+
+    netrc = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
+    configs = pip_config_files(env=os.environ, prefix=plan.python.prefix or None)
+    inputs = [uv, plan.python.executable, netrc, *(str(path) for _, path in configs)]
+    outputs = [(str(path), bool(args.force)) for path in written]
+    pending.record(until=until, inputs=inputs, outputs=outputs, stdout=stdout)
 
 
 def _check(args: argparse.Namespace, uv: str) -> int:

@@ -13,11 +13,14 @@ import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from torchup import __version__
 from torchup.cli.options import emit_json, error_doc
 from torchup.errors import TorchupError
+
+if TYPE_CHECKING:
+    from torchup.cli.replay import Pending
 
 __all__ = ["main"]
 
@@ -86,8 +89,10 @@ def _command(name: str) -> ModuleType:
     return importlib.import_module(f"torchup.cli.{name.replace('-', '_')}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+def main(argv: Sequence[str] | None = None, *, replay: Pending | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code.
+    ``replay`` is the command line's :class:`~torchup.cli.replay.Pending` entry, which
+    ``torchup lock`` fills when it succeeds (:func:`torchup.cli.main`)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     wants_json = any(a == "--json" or (len(a) > 3 and "--json".startswith(a)) for a in argv)
     try:
@@ -97,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             emit_json(error_doc("UsageError", *exc.args))
         return 2
     wants_json = bool(getattr(args, "json", False))  # as parsed (--jso abbreviates it)
+    args.replay = replay
     level = (
         logging.WARNING
         if args.verbose == 0

@@ -248,7 +248,12 @@ def error_doc(kind: str, message: str, hint: str | None) -> dict[str, Any]:
     return {"schema": 1, "ok": False, "error": {"type": kind, "message": message, "hint": hint}}
 
 
-def emit_json(doc: dict[str, Any]) -> None:
+def json_text(doc: dict[str, Any]) -> str:
+    """``doc`` as ``--json`` prints it."""
     import json
 
-    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def emit_json(doc: dict[str, Any]) -> None:
+    sys.stdout.write(json_text(doc))

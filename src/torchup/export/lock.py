@@ -67,6 +67,7 @@ __all__ = [
     "lock",
     "lock_text",
     "make_lock",
+    "make_lock_with_freshness",
     "python_platform",
 ]
 
@@ -93,6 +94,9 @@ class LockResult:
     requirements_path: Path | None
     command: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    #: until when the same plan gives this lock again (epoch seconds; 0.0: it is made
+    #: afresh each time); not serialised
+    fresh_until: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -448,6 +452,25 @@ def make_lock(
 
     Raises :class:`LockError` (the plan has problems, uv fails, a size is unknowable)
     and :class:`LockMismatchError` (uv's files are not the plan's)."""
+    made, command, warnings, _ = make_lock_with_freshness(
+        plan, uv=uv, env=env, offline=offline, refresh=refresh, timeout=timeout
+    )
+    return made, command, warnings
+
+
+def make_lock_with_freshness(
+    plan: Plan,
+    *,
+    uv: str,
+    env: Mapping[str, str] | None = None,
+    offline: bool = False,
+    refresh: bool = False,
+    timeout: float = 600.0,
+) -> tuple[Lock, tuple[str, ...], tuple[str, ...], float]:
+    """:func:`make_lock`, and until when the same plan gives the same lock (epoch
+    seconds): the earlier of the plan's :attr:`~torchup.choose.plan.Plan.fresh_until`
+    and uv's remembered answer's; ``0.0`` when uv's answer is not remembered (a local
+    source, credentials, ``refresh``)."""
     if not plan.ok:
         raise LockError(
             "the plan has problems, so there is nothing to lock: "
@@ -471,9 +494,10 @@ def make_lock(
     cache = cache_dir(env)
     asking = _Sizes(plan, cache / "lock" / "sizes.json")
     try:
-        return _locked(plan, argv, stdin, uv_env, timeout, cache, asking)
+        made, command, warnings, until = _locked(plan, argv, stdin, uv_env, timeout, cache, asking)
     finally:
         asking.close()
+    return made, command, warnings, min(until, plan.fresh_until)
 
 
 def _locked(  # noqa: PLR0917 (make_lock's steps, in order)
@@ -484,18 +508,25 @@ def _locked(  # noqa: PLR0917 (make_lock's steps, in order)
     timeout: float,
     cache: Path,
     asking: _Sizes,
-) -> tuple[Lock, tuple[str, ...], tuple[str, ...]]:
+) -> tuple[Lock, tuple[str, ...], tuple[str, ...], float]:
     """uv's lock (or the one remembered for this command), checked against the plan,
-    with the indexes, the machine it is for and every size (asked for while uv runs)."""
+    with the indexes, the machine it is for and every size (asked for while uv runs);
+    and until when uv's answer is remembered (``0.0``: it is not)."""
+    import time
+
     from torchup.export import resolved
 
     key = resolved.cache_key(argv, stdin, uv_env, [p.sha256 for p in plan.packages])
-    text = resolved.recall(cache, key) if key else None
-    if text is None:
+    recalled = resolved.recall(cache, key) if key else None
+    if recalled is not None:
+        text, until = recalled
+    else:
         asking.start()
         text = _run_uv(argv, stdin, uv_env, timeout)
+        until = 0.0
         if key:
             resolved.remember(cache, key, text)
+            until = time.time() + resolved.MAX_AGE
     raw = parse_lock(text, where="uv's lock")
     warnings = check_agrees(plan, raw)
     indexes = {canonicalize_name(p.name): _index_of(p.index, p.name) for p in plan.packages}
@@ -518,7 +549,7 @@ def _locked(  # noqa: PLR0917 (make_lock's steps, in order)
     _fits_its_target(lock, py)
     sizes = cache / "lock" / "sizes.json"
     sized = _with_sizes(lock, plan, sizes, asking.early(), asking.session)
-    return sized, tuple(redact(a) for a in argv), tuple(warnings)
+    return sized, tuple(redact(a) for a in argv), tuple(warnings), until
 
 
 def _fits_its_target(lock: Lock, py: Interpreter) -> None:
@@ -582,7 +613,7 @@ def lock(
             )
     from torchup._paths import write_output
 
-    made, command, warnings = make_lock(
+    made, command, warnings, fresh_until = make_lock_with_freshness(
         plan, uv=uv, env=env, offline=offline, refresh=refresh, timeout=timeout
     )
     header = _header(made, command)
@@ -596,4 +627,5 @@ def lock(
         requirements_path=requirements,
         command=command,
         warnings=warnings,
+        fresh_until=fresh_until,
     )

@@ -77,18 +77,20 @@ def _entry(cache: Path, key: str) -> Path:
     return cache / "lock" / "resolved" / f"{key}.toml"
 
 
-def recall(cache: Path, key: str, *, max_age: float = MAX_AGE) -> str | None:
-    """uv's answer for ``key`` if it is younger than ``max_age`` seconds, else ``None``."""
+def recall(cache: Path, key: str, *, max_age: float = MAX_AGE) -> tuple[str, float] | None:
+    """uv's answer for ``key`` and when it goes stale (epoch seconds) if it is younger
+    than ``max_age`` seconds, else ``None``."""
     path = _entry(cache, key)
     try:
-        age = time.time() - path.stat().st_mtime
+        written = path.stat().st_mtime
+        age = time.time() - written
         if not 0 <= age < max_age:
             return None
         text = path.read_text(encoding="utf-8")
     except OSError:
         return None
     log.info("uv's lock for the same command and pins, from %.0f s ago (%s)", age, path)
-    return text
+    return text, written + max_age
 
 
 def remember(cache: Path, key: str, text: str) -> None:

@@ -161,9 +161,14 @@ class CachedPage:
     def age(self, now: float | None = None) -> float:
         return max(0.0, (time.time() if now is None else now) - self.fetched_at)
 
-    def is_fresh(self, client_max_age: float, now: float | None = None) -> bool:
+    def fresh_until(self, client_max_age: float) -> float:
+        """When the page goes stale (epoch seconds): its server's lifetime after it was
+        fetched, at most ``client_max_age``."""
         limit = client_max_age if self.max_age is None else min(self.max_age, client_max_age)
-        return self.age(now) < limit
+        return self.fetched_at + limit
+
+    def is_fresh(self, client_max_age: float, now: float | None = None) -> bool:
+        return (time.time() if now is None else now) < self.fresh_until(client_max_age)
 
 
 def _row(f: DistFile) -> list[Any]:

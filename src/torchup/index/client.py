@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from torchup.index import downloads, findlinks
 from torchup.index.cache import (
@@ -193,6 +194,13 @@ class IndexClient:
     def close(self) -> None:
         self._session.close()
 
+    @property
+    def fresh_until(self) -> float:
+        """When the first page read so far goes stale (epoch seconds; ``0.0`` once a
+        local source or a failure was read): until then the same reads give the same
+        files, from the cache, without a request."""
+        return self._reader.fresh_until
+
     def cache_identity(self, url: str) -> str:
         """The cache's name for the credentials ``url`` is fetched with (``""``: none)."""
         return self.credential_ids.of(self._session.auth_for(url))
@@ -228,6 +236,8 @@ class IndexClient:
         Raises :class:`IndexFetchError` when the location is missing or unreadable.
         """
         hashes = self.file_hashes if with_hashes else None
+        if urlsplit(location).scheme.lower() not in ("http", "https"):
+            self._reader.note(0.0)  # a folder or a file: nothing says when it changes
         return findlinks.find_links(location, read_page=self._reader.files_of, hashes=hashes)
 
     # -- files and metadata ------------------------------------------------------------

@@ -11,6 +11,7 @@ error. Parsing is :func:`torchup.index.pages.parse_project_page`.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -118,6 +119,10 @@ class PageReader:
     """Project pages for :class:`~torchup.index.client.IndexClient`, cached in ``pages``
     under the :class:`~torchup.index.cache.CredentialIds` name of the credentials each
     is fetched with; requests go through ``session``.
+
+    :attr:`fresh_until` is when the first of the pages read so far goes stale (epoch
+    seconds; ``0.0`` once a local page or a failure was read, which no freshness covers):
+    until then, reading them again gives the same files without a request.
     """
 
     def __init__(
@@ -138,6 +143,15 @@ class PageReader:
         self.max_age = max_age
         self.max_workers = max(1, max_workers)
         self.unreachable = unreachable
+        self._until: list[float] = []  # appended to by the fetching threads
+
+    @property
+    def fresh_until(self) -> float:
+        return min(self._until, default=math.inf)
+
+    def note(self, until: float) -> None:
+        """A page read here stays what it is until ``until`` (see :attr:`fresh_until`)."""
+        self._until.append(until)
 
     def fetch_page(self, url: str) -> PageResult:
         """Read one project page; fetch and parse failures land in :class:`PageResult`."""
@@ -182,8 +196,10 @@ class PageReader:
         try:
             check_url(url, self.session.trusted_hosts)
             if urlsplit(url).scheme.lower() == "file":
+                self.note(0.0)  # a folder changes with nothing to say so
                 return file_page(url), _NOTHING
         except IndexFetchError as exc:
+            self.note(0.0)
             return PageResult(url=shown, error=exc), _NOTHING
         self.session.remember(url)
         # Fixed here, not when the request goes out: a later URL of the same batch may
@@ -195,6 +211,7 @@ class PageReader:
         now = time.time()
         if cached is not None and (self.offline or cached.is_fresh(self.max_age, now)):
             log.debug("cache hit %s (%.0f s old)", shown, cached.age(now))
+            self.note(cached.fresh_until(self.max_age))
             return PageResult(
                 url=shown, files=cached.files, from_cache=True, age_seconds=cached.age(now)
             ), _NOTHING
@@ -205,9 +222,11 @@ class PageReader:
                 hint="run once without --offline to fill the cache",
                 lasting=False,
             )
+            self.note(0.0)
             return PageResult(url=shown, error=error), _NOTHING
         failed = self._recently_unreachable(url, shown, now)
         if failed is not None:
+            self.note(0.0)
             return PageResult(url=shown, error=failed), _NOTHING
         return None, _Pending(cached, auth, auth_id)
 
@@ -232,6 +251,7 @@ class PageReader:
         try:
             return self._download(url, shown, todo)
         except IndexFetchError as exc:
+            self.note(0.0)
             log.info("cannot read %s: %s", shown, exc.reason)
             if exc.unreachable and self.unreachable is not None:
                 self.unreachable.remember(_host_key(exc.url), exc.reason)
@@ -263,6 +283,7 @@ class PageReader:
                     max_age=lifetime,
                 )
                 self.pages.save(page, None, index=shown, auth_id=todo.auth_id)
+                self.note(page.fresh_until(self.max_age))
                 return PageResult(url=shown, files=page.files, from_cache=True, age_seconds=age)
             if status in (404, 410):
                 body: bytes | None = None
@@ -290,4 +311,5 @@ class PageReader:
             files=files,
         )
         self.pages.save(page, body, index=shown, auth_id=todo.auth_id)
+        self.note(page.fresh_until(self.max_age))
         return PageResult(url=shown, files=files)

@@ -1,0 +1,211 @@
+"""``torchup lock`` run again with nothing changed: the answer of the last run, written
+again without planning, reading an index or starting uv.
+
+A lock made from the same inputs while its pages are still fresh is the lock a new run
+would make: the plan would read the same pages from the cache (a page is reused until
+its server's ``max-age``, at most 10 minutes) and uv's answer is remembered for the same
+window (:mod:`torchup.export.resolved`). What remaking it would cost is Python's start-up
+and the planner's imports, about 100 ms, which a Makefile or a build script that runs
+``torchup lock`` on every build pays each time; replaying costs what Python's start-up
+does (bench/lock.py measures both against uv).
+
+A run is replayed only when all of these are as they were:
+
+- the key: torchup's version and the Python it runs on, every argument, the working
+  folder, and the environment (all of it but the shell's bookkeeping: ``_``, ``PWD``,
+  ``OLDPWD``, ``SHLVL``);
+- files, by size, mtime and inode (or absence): each argument that names a file
+  (``--python``, ``--for``), pip's configuration files for the target, ``~/.netrc``,
+  uv's executable, the target interpreter, and every module the first run imported
+  (torchup's code and its dependencies);
+- time: the first of the plan's pages or of uv's remembered answer has not gone stale.
+
+Never remembered (each run is made afresh): ``--check``, ``--refresh``, ``-v``; a Python
+found by discovery (``--python 3.12``, or none) or an accelerator found by detection
+(``auto`` on this machine), which depend on what is installed, not on files named here;
+local sources (find-links folders, ``file://`` indexes) and URLs with credentials, for
+which uv's answer is not remembered either; a run with a warning; a failure.
+
+An entry is a :mod:`marshal` file in ``<cache>/replay/``: marshal and no json, pathlib
+or platformdirs, whose imports cost more than the whole replay. An entry that cannot be
+read, or does not match, is a miss; one that cannot be written is not kept.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+
+__all__ = ["Pending", "cache_root"]
+
+_FORMAT = 1
+#: no entry is valid for longer: the page cache's and uv's answers' longest freshness
+_LONGEST = 600.0
+#: what a shell changes between two runs of the same command
+_NOISE = frozenset({"_", "PWD", "OLDPWD", "SHLVL"})
+
+Stat = tuple[int, int, int] | None
+
+
+def _stat(path: str) -> Stat:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def cache_root(env: Mapping[str, str]) -> str | None:
+    """torchup's cache folder, found without importing platformdirs: ``TORCHUP_CACHE_DIR``,
+    else the XDG rule on Linux and ``~/Library/Caches`` on macOS; ``None`` elsewhere.
+    :meth:`Pending.record` keeps an entry only where this agrees with
+    :func:`torchup._paths.cache_dir`."""
+    override = env.get("TORCHUP_CACHE_DIR")
+    if override:
+        return os.path.abspath(override)
+    if sys.platform == "darwin":
+        return os.path.join(os.path.expanduser("~/Library/Caches"), "torchup")
+    if sys.platform.startswith("linux"):
+        base = env.get("XDG_CACHE_HOME", "").strip() or os.path.expanduser("~/.cache")
+        return os.path.join(base, "torchup")
+    return None
+
+
+def _named_files(argv: Sequence[str]) -> list[str]:
+    """The arguments that name a file (``--opt=FILE`` included), as absolute paths."""
+    found = []
+    for token in argv:
+        for value in (token, token.partition("=")[2] if token.startswith("--") else ""):
+            if value and os.path.isfile(value):
+                found.append(os.path.abspath(value))
+    return found
+
+
+class Pending:
+    """One ``torchup lock`` command line: its key, the files its arguments named before
+    it ran, and where its entry lives. :meth:`replay` answers it from the entry;
+    :meth:`record` keeps a successful run's answer."""
+
+    def __init__(
+        self, argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: str | None = None
+    ) -> None:
+        from torchup import __version__
+
+        env = os.environ if env is None else env
+        cwd = os.getcwd() if cwd is None else cwd
+        kept = sorted((k, v) for k, v in env.items() if k not in _NOISE)
+        self.env = env
+        self.key = (_FORMAT, __version__, sys.executable, sys.version, tuple(argv), cwd,
+                    tuple(kept))  # fmt: skip
+        self.named = {path: _stat(path) for path in _named_files(argv)}
+        root = cache_root(env)
+        self.path: str | None = None
+        if root is not None:
+            import zlib
+
+            # repr, not marshal: marshal's bytes for equal values differ between runs
+            name = f"{zlib.crc32(repr(self.key).encode()):08x}"
+            self.path = os.path.join(root, "replay", f"{name}.marshal")
+
+    def replay(self) -> int | None:
+        """Write the remembered answer (its files, then its output) and return its exit
+        code; ``None`` when there is none that holds now, and nothing was written."""
+        if self.path is None:
+            return None
+        try:
+            with open(self.path, "rb") as handle:
+                key, until, inputs, outputs, stdout = marshal.load(handle)
+        except (OSError, EOFError, ValueError, TypeError):
+            return None
+        if key != self.key or not time.time() < until:
+            return None
+        if any(_stat(path) != seen for path, seen in inputs):
+            return None
+        for path, _, force in outputs:
+            if (os.path.lexists(path) and not force) or not os.path.isdir(os.path.dirname(path)):
+                return None  # the run itself says what is wrong
+        try:
+            for path, data, _ in outputs:
+                _write(path, data)
+        except OSError:
+            return None  # the run itself reports it
+        sys.stdout.write(stdout)
+        return 0
+
+    def record(
+        self,
+        *,
+        until: float,
+        inputs: Iterable[str],
+        outputs: Sequence[tuple[str, bool]],
+        stdout: str,
+    ) -> bool:
+        """Keep this successful run's answer until ``until`` (epoch seconds): the files it
+        wrote (``(path, force)``, read back) and what it printed, valid while ``inputs``
+        (files, besides the ones its arguments named and the modules it imported) are
+        unchanged. Returns whether it was kept."""
+        from torchup._paths import cache_dir
+
+        until = min(until, time.time() + _LONGEST)
+        if not time.time() < until:
+            return False
+        if self.path is None or os.path.dirname(os.path.dirname(self.path)) != os.path.abspath(
+            cache_dir(self.env)
+        ):
+            return False  # replay would look elsewhere than torchup's cache
+        written = [(os.path.abspath(path), force) for path, force in outputs]
+        modules = (getattr(m, "__file__", None) for m in list(sys.modules.values()))
+        files = dict.fromkeys([*inputs, *(m for m in modules if isinstance(m, str))])
+        seen = {**{path: _stat(path) for path in files}, **self.named}
+        for path, _ in written:
+            seen.pop(path, None)  # an output, not an input
+        try:
+            data = [(path, _read(path), force) for path, force in written]
+            entry = marshal.dumps((self.key, until, tuple(seen.items()), tuple(data), stdout))
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            _write(self.path, entry)
+        except (OSError, ValueError):
+            return False
+        _prune(os.path.dirname(self.path), keep=self.path)
+        return True
+
+
+def _prune(folder: str, *, keep: str, age: float = _LONGEST) -> None:
+    """Remove the entries no replay can use any more (older than ``age`` seconds): a
+    command line run with a different environment each time leaves one per run."""
+    now = time.time()
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.path != keep and now - entry.stat().st_mtime > age:
+                    os.unlink(entry.path)
+    except OSError:
+        pass
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _write(path: str, data: bytes) -> None:
+    """``data`` to a temporary sibling (mode 0644), synced, renamed over ``path``: what
+    :func:`torchup._paths.replace_with` does, without its imports."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:  # noqa: SIM105 (contextlib is one more import)
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
