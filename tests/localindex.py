@@ -14,6 +14,7 @@ import hashlib
 import http.server
 import io
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -64,12 +65,19 @@ def publish(root: Path, files: Mapping[str, Sequence[File]], project: str = "tor
 
 
 @contextmanager
-def serve(root: Path, *, max_age: int | None = None) -> Iterator[Served]:
+def serve(root: Path, *, max_age: int | None = None, latency: float = 0.0) -> Iterator[Served]:
     """Serve ``root`` on 127.0.0.1; the result logs every path requested. ``max_age``:
-    every answer says ``Cache-Control: max-age=N``, as PyPI's do (600)."""
+    every answer says ``Cache-Control: max-age=N``, as PyPI's do (600). ``latency``:
+    seconds each answer waits before it starts, as a server across a network would
+    (requests in parallel wait in parallel)."""
     served = Served(url="")
 
     class Handler(http.server.SimpleHTTPRequestHandler):
+        def send_response(self, code: int, message: str | None = None) -> None:
+            if latency:
+                time.sleep(latency)
+            super().send_response(code, message)
+
         def end_headers(self) -> None:
             if max_age is not None:
                 self.send_header("Cache-Control", f"max-age={max_age}")
@@ -109,3 +117,30 @@ def serve(root: Path, *, max_age: int | None = None) -> Iterator[Served]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@contextmanager
+def serve_in_a_process(root: Path, *, latency: float = 0.0) -> Iterator[str]:
+    """:func:`serve` in a process of its own, for benchmarks: a server thread in the
+    measuring process would share its GIL with the code measured. Yields the URL."""
+    import subprocess
+    import sys
+
+    server = subprocess.Popen(
+        [sys.executable, __file__, str(root), str(latency)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        yield server.stdout.readline().strip()
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    import sys
+
+    with serve(Path(sys.argv[1]), latency=float(sys.argv[2])) as served:
+        print(served.url, flush=True)
+        while True:
+            time.sleep(3600)

@@ -275,6 +275,22 @@ def test_an_unreadable_entry_is_a_miss(tmp_path: Path) -> None:
         assert pending.replay() is None
 
 
+def test_an_entry_others_could_have_changed_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = {"TORCHUP_CACHE_DIR": str(tmp_path / "cache")}
+    monkeypatch.setenv("TORCHUP_CACHE_DIR", env["TORCHUP_CACHE_DIR"])
+    pending = Pending(["lock", "torch", "-o", "-"], env)
+    assert pending.record(until=time.time() + 60, inputs=[], outputs=[], stdout="the lock\n")
+    assert pending.path is not None
+    os.chmod(pending.path, 0o666)
+    assert Pending(["lock", "torch", "-o", "-"], env).replay() is None
+    os.chmod(pending.path, 0o644)
+    assert Pending(["lock", "torch", "-o", "-"], env).replay() == 0
+    assert capsys.readouterr().out == "the lock\n"
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="the XDG rule is Linux's")
 @pytest.mark.parametrize("xdg", [None, "", "  ", "/tmp/xdg-cache"])
 def test_the_cache_folder_is_platformdirs_own(

@@ -52,8 +52,10 @@ def run(
     cwd: str | None = None,
     check: bool = True,
     stdin: str | None = None,
+    started: Callable[[], object] | None = None,
 ) -> Completed:
-    """Run ``cmd`` and return its captured output.
+    """Run ``cmd`` and return its captured output; ``started`` is called once it runs
+    (work to overlap with it).
 
     Raises :class:`RunnerError` when the program is missing, times out, or (with
     ``check``) exits non-zero; the error keeps the command, exit code and output.
@@ -83,6 +85,8 @@ def run(
     except OSError as exc:
         raise RunnerError(f"cannot run {argv[0]!r}: {exc.strerror or exc}", cmd=argv) from exc
     try:
+        if started is not None:
+            started()
         stdout, stderr = proc.communicate(input=stdin, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         out = _stop_group(proc)

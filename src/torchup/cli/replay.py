@@ -27,8 +27,10 @@ local sources (find-links folders, ``file://`` indexes) and URLs with credential
 which uv's answer is not remembered either; a run with a warning; a failure.
 
 An entry is a :mod:`marshal` file in ``<cache>/replay/``: marshal and no json, pathlib
-or platformdirs, whose imports cost more than the whole replay. An entry that cannot be
-read, or does not match, is a miss; one that cannot be written is not kept.
+or platformdirs, whose imports cost more than the whole replay. Only an entry owned by
+this user and writable by no one else is read (marshal is not meant for data someone
+else made). An entry that cannot be read, or does not match, is a miss; one that cannot
+be written is not kept.
 """
 
 from __future__ import annotations
@@ -117,6 +119,8 @@ class Pending:
             return None
         try:
             with open(self.path, "rb") as handle:
+                if not _own(os.fstat(handle.fileno())):
+                    return None
                 key, until, inputs, outputs, stdout = marshal.load(handle)
         except (OSError, EOFError, ValueError, TypeError):
             return None
@@ -184,6 +188,14 @@ def _prune(folder: str, *, keep: str, age: float = _LONGEST) -> None:
                     os.unlink(entry.path)
     except OSError:
         pass
+
+
+def _own(st: os.stat_result) -> bool:
+    """An entry this user wrote and no one else can change: marshal is not meant for
+    data someone else made, and the answer is written out as this user's lock."""
+    if os.name != "posix":
+        return True
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
 def _read(path: str) -> bytes:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -243,12 +243,18 @@ def _redact_text(text: str) -> str:
     return re.sub(r"(://[^/@\s:]+):[^@\s/]+@", r"\1:****@", text)
 
 
-def _run_uv(argv: Sequence[str], stdin: str, env: Mapping[str, str], timeout: float) -> str:
+def _run_uv(
+    argv: Sequence[str],
+    stdin: str,
+    env: Mapping[str, str],
+    timeout: float,
+    started: Callable[[], object] | None = None,
+) -> str:
     from torchup.runner import run
 
     shown = " ".join(redact(a) for a in argv)
     try:
-        return run(argv, env=env, stdin=stdin, timeout=timeout).stdout
+        return run(argv, env=env, stdin=stdin, timeout=timeout, started=started).stdout
     except RunnerError as exc:
         said = _redact_text(exc.output or str(exc)).strip()[-2000:]
         raise LockError(
@@ -521,8 +527,9 @@ def _locked(  # noqa: PLR0917 (make_lock's steps, in order)
     if recalled is not None:
         text, until = recalled
     else:
-        asking.start()
-        text = _run_uv(argv, stdin, uv_env, timeout)
+        # the size requests start once uv runs: starting their thread waits for it to
+        # take the GIL, which building its TLS context holds for milliseconds
+        text = _run_uv(argv, stdin, uv_env, timeout, started=asking.start)
         until = 0.0
         if key:
             resolved.remember(cache, key, text)
