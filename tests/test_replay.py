@@ -315,3 +315,23 @@ def test_the_replay_path_imports_nothing_heavy() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@needs_uv
+def test_a_replay_to_a_reader_that_went_away_ends_quietly(
+    tmp_path: Path, site: Site, env: dict[str, str]
+) -> None:
+    args = lock_args(site, "-o", "-")
+    assert torchup(env, *args, cwd=tmp_path).returncode == 0
+    forget_all_but_replays(env)
+    site.served.requested.clear()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "torchup", *args],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert child.stdout is not None
+    assert child.stderr is not None
+    child.stdout.close()  # `torchup lock -o - | true`
+    assert child.wait(timeout=60) == 0
+    assert child.stderr.read() == b""
+    assert site.served.requested == []  # a replay: nothing was planned

@@ -21,12 +21,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     pending = None
     if argv[:1] == ["lock"]:
+        import os
+
         from torchup.cli.replay import Pending
 
-        pending = Pending(argv)
-        code = pending.replay()
-        if code is not None:
-            return code
+        try:
+            pending = Pending(argv)
+            code = pending.replay()
+            if code is not None:
+                sys.stdout.flush()
+                return code
+        except BrokenPipeError:  # as torchup.cli.main does: the reader went away
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        except KeyboardInterrupt:  # the files are whole or not written (replay._write)
+            print("torchup: interrupted", file=sys.stderr)
+            return 130
     from torchup.cli.main import main as run
 
     return run(argv, replay=pending)
