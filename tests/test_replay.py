@@ -250,6 +250,10 @@ def test_an_entry_holds_while_its_inputs_do_and_not_after(
     named.write_text('{"other": 1}')  # a file the arguments name changed
     assert Pending(argv, env).replay() is None
     assert not record(time.time() - 1)  # stale already: not kept
+    pending = Pending(argv, env)
+    time.sleep(0.01)
+    read.write_text("[global]\ntimeout = 6\n")  # changed while the run was reading it
+    assert not pending.record(until=time.time() + 60, inputs=[str(read)], outputs=[], stdout="")
     # the modules this process imported are inputs too: torchup's own code among them
     from torchup.cli import replay as module
 

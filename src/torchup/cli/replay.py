@@ -100,6 +100,7 @@ class Pending:
         cwd = os.getcwd() if cwd is None else cwd
         kept = sorted((k, v) for k, v in env.items() if k not in _NOISE)
         self.env = env
+        self.began = time.time_ns()
         self.key = (_FORMAT, __version__, sys.executable, sys.version, tuple(argv), cwd,
                     tuple(kept))  # fmt: skip
         self.named = {path: _stat(path) for path in _named_files(argv)}
@@ -166,6 +167,8 @@ class Pending:
         seen = {**{path: _stat(path) for path in files}, **self.named}
         for path, _ in written:
             seen.pop(path, None)  # an output, not an input
+        if any(st is not None and st[1] >= self.began for st in seen.values()):
+            return False  # changed while the run read it: which version it read is unknown
         try:
             data = [(path, _read(path), force) for path, force in written]
             entry = marshal.dumps((self.key, until, tuple(seen.items()), tuple(data), stdout))
