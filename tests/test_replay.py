@@ -23,7 +23,7 @@ import pytest
 
 import localindex
 from test_lock import DEPENDENCIES, lock_env, needs_uv, publish_family, publish_simple
-from test_plan import pyenv
+from test_plan import PYENV, pyenv
 from torchup.cli.replay import Pending, cache_root
 
 FAMILY = ("torch==2.8.0", "torchvision", "torchaudio")
@@ -194,6 +194,7 @@ def test_an_existing_output_is_still_refused_without_force(
         (["--refresh"], "--refresh asks again"),
         (["-v"], "-v shows the work"),
         (["--find-links", "wheels"], "a local folder changes without saying so"),
+        (["--python", "<shim>"], "a pyenv shim picks a Python by .python-version files"),
     ],
 )
 def test_runs_that_depend_on_more_than_their_inputs_are_never_remembered(
@@ -203,6 +204,12 @@ def test_runs_that_depend_on_more_than_their_inputs_are_never_remembered(
     args = ["lock", *FAMILY, "--python", pyenv("3.11"), "--backend", "cpu", *site.sources(),
             "--force", "-q"]  # fmt: skip
     flag = change[0]
+    if change[-1] == "<shim>":
+        shim = PYENV / "shims" / "python3.11"
+        if not shim.is_file():
+            pytest.skip("needs pyenv's shims")
+        env = {**env, "PYENV_VERSION": Path(pyenv("3.11")).parents[1].name}
+        change = ["--python", str(shim)]
     if flag in ("--python", "--backend"):
         at = args.index(flag)
         args[at : at + 2] = change

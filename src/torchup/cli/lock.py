@@ -145,6 +145,9 @@ def _remember(  # noqa: PLR0917 (what a replay depends on)
     python = args.python or ""
     elsewhere = args.for_profile is not None or args.python_version is not None
     by_path = os.sep in python or bool(os.altsep and os.altsep in python)
+    # the path is the interpreter itself (or a link to it), not a launcher such as a
+    # pyenv shim, which picks a Python by .python-version files and PYENV_VERSION
+    by_path = by_path and os.path.realpath(python) == os.path.realpath(plan.python.executable)
     if (
         pending is None
         or args.refresh
