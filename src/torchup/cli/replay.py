@@ -21,8 +21,9 @@ A run is replayed only when all of these are as they were:
 - time: the first of the plan's pages or of uv's remembered answer has not gone stale.
 
 Never remembered (each run is made afresh): ``--check``, ``--refresh``, ``-v``; a Python
-found by discovery (``--python 3.12``, or none) or an accelerator found by detection
-(``auto`` on this machine), which depend on what is installed, not on files named here;
+found by discovery (``--python 3.12``, or none) or by a launcher (a pyenv shim reads
+``.python-version`` files), or an accelerator found by detection (``auto`` on this
+machine), which depend on what is installed, not on files named here;
 local sources (find-links folders, ``file://`` indexes) and URLs with credentials, for
 which uv's answer is not remembered either; a run with a warning; a failure.
 
