@@ -89,6 +89,14 @@ def lock_args(site: Site, *extra: str) -> list[str]:
             *extra]  # fmt: skip
 
 
+def aged(*paths: Path) -> None:
+    """Date ``paths`` 10 s back: a file changed within 2 s of a run's start may have
+    changed after the run read it, and that run is not remembered (replay._RACY_NS)."""
+    for path in paths:
+        then = time.time() - 10
+        os.utime(path, (then, then))
+
+
 def entries(env: dict[str, str]) -> list[Path]:
     return sorted((Path(env["TORCHUP_CACHE_DIR"]) / "replay").glob("*"))
 
@@ -144,11 +152,13 @@ def test_a_profile_that_changed_is_planned_afresh(
     node = tmp_path / "node.json"
     made = torchup(env, "profile", "--python", pyenv("3.11"), "-o", str(node), cwd=tmp_path)
     assert made.returncode == 0, made.stderr
+    aged(node)
     args = ["lock", *FAMILY, "--for", "node.json", *site.sources(), "--force", "-q"]
     assert torchup(env, *args, cwd=tmp_path).returncode == 0
     assert replayed(site, env, args, tmp_path)
     doc = json.loads(node.read_text())
     node.write_text(json.dumps(doc, indent=1))  # the same machine, another file
+    aged(node)
     assert not replayed(site, env, args, tmp_path)
     assert replayed(site, env, args, tmp_path)  # remembered again
 
@@ -233,6 +243,7 @@ def test_an_entry_holds_while_its_inputs_do_and_not_after(
     named, read = tmp_path / "named.json", tmp_path / "read.conf"
     named.write_text("{}")
     read.write_text("[global]\n")
+    aged(named, read)
     argv = ["lock", "torch", "--for", "named.json", "-o", "out.toml"]
     out = tmp_path / "out.toml"
 
@@ -251,16 +262,22 @@ def test_an_entry_holds_while_its_inputs_do_and_not_after(
     out.unlink()
     assert Pending([*argv, "-q"], env).replay() is None  # another command line
     read.write_text("[global]\ntimeout = 5\n")  # an input changed
+    aged(read)
     assert Pending(argv, env).replay() is None
     assert record(time.time() + 60)
     out.unlink()
     named.write_text('{"other": 1}')  # a file the arguments name changed
+    aged(named)
     assert Pending(argv, env).replay() is None
     assert not record(time.time() - 1)  # stale already: not kept
+    for kept in (tmp_path / "cache" / "replay").glob("*"):
+        kept.unlink()
     pending = Pending(argv, env)
     time.sleep(0.01)
     read.write_text("[global]\ntimeout = 6\n")  # changed while the run was reading it
     assert not pending.record(until=time.time() + 60, inputs=[str(read)], outputs=[], stdout="")
+    assert not list((tmp_path / "cache" / "replay").glob("*"))  # nothing was kept
+    aged(read)
     # the modules this process imported are inputs too: torchup's own code among them
     from torchup.cli import replay as module
 
@@ -346,3 +363,17 @@ def test_a_replay_to_a_reader_that_went_away_ends_quietly(
     assert child.wait(timeout=60) == 0
     assert child.stderr.read() == b""
     assert site.served.requested == []  # a replay: nothing was planned
+
+
+@needs_uv
+def test_a_run_that_logged_a_warning_is_not_remembered(
+    tmp_path: Path, site: Site, env: dict[str, str]
+) -> None:
+    cache = Path(env["TORCHUP_CACHE_DIR"])
+    cache.mkdir()
+    (cache / "pages").write_text("not a folder")  # the page cache cannot be written
+    args = lock_args(site, "--force", "-q")
+    done = torchup(env, *args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "cannot write the page cache" not in done.stderr  # -q hides it, yet it counts
+    assert entries(env) == []

@@ -5,6 +5,7 @@ says whether an existing lock still installs and what a fresh one would change."
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -70,11 +71,42 @@ def find_resolver() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     uv = find_resolver()
     if args.check:
         return _check(args, uv)
+    # logged warnings count too (a run that warned is not remembered), -q or not: the
+    # logger lets them through to the counter, the handlers still show what they did
+    logger, shown = logging.getLogger("torchup"), logging.getLogger("torchup").level
+    handlers = {h: h.level for h in logging.getLogger().handlers}
+    for handler in handlers:
+        handler.setLevel(max(handler.level, logging.getLogger("torchup").getEffectiveLevel()))
+    warned = _Warnings()
+    logger.addHandler(warned)
+    logger.setLevel(min(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        return _lock(args, uv, warned)
+    finally:
+        logger.removeHandler(warned)
+        logger.setLevel(shown)
+        for handler, level in handlers.items():
+            handler.setLevel(level)
+
+
+class _Warnings(logging.Handler):
+    """Counts the warnings torchup logs (an unreadable page cache, metadata that could
+    not be read): what a replay would not print again."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+def _lock(args: argparse.Namespace, uv: str, warned: _Warnings) -> int:
+    from pathlib import Path
+
     from torchup.export.lock import lock, lock_text, make_lock_with_freshness
     from torchup.render.export import render_lock
     from torchup.render.text import render_plan
@@ -104,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         for warning in warnings:
             print(f"torchup: warning: {warning}", file=sys.stderr)
-        if not warnings:
+        if not warnings and not warned.count:
             _remember(args, plan, uv, until, [], text)
         return 0
     result = lock(
@@ -124,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     elif not args.quiet:
         text = render_lock(result) + "\n"
     sys.stdout.write(text)
-    if not result.warnings:
+    if not result.warnings and not warned.count:
         written = [p for p in (output, extra) if p is not None]
         _remember(args, plan, uv, result.fresh_until, written, text)
     return 0
@@ -156,11 +188,16 @@ def _remember(  # noqa: PLR0917 (what a replay depends on)
         or not (elsewhere or (by_path and plan.accelerator is None))
     ):
         return
+    import torchup
     from torchup.index.sources import pip_config_files
 
     netrc = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
     configs = pip_config_files(env=os.environ, prefix=plan.python.prefix or None)
-    inputs = [uv, plan.python.executable, netrc, *(str(path) for _, path in configs)]
+    data = os.path.join(os.path.dirname(torchup.__file__ or ""), "data")
+    # a uv that appears earlier on PATH would be the one found next time
+    uvs = [os.path.join(d, "uv") for d in os.environ.get("PATH", "").split(os.pathsep) if d]
+    inputs = [uv, plan.python.executable, netrc, *(str(path) for _, path in configs), *uvs,
+              *(os.path.join(data, name) for name in sorted(os.listdir(data)))]  # fmt: skip
     outputs = [(str(path), bool(args.force)) for path in written]
     pending.record(until=until, inputs=inputs, outputs=outputs, stdout=stdout)
 

@@ -47,6 +47,8 @@ __all__ = ["Pending", "cache_root"]
 _FORMAT = 1
 #: no entry is valid for longer: the page cache's and uv's answers' longest freshness
 _LONGEST = 600.0
+#: an input whose mtime is this near the run's start may have changed after it was read
+_RACY_NS = 2_000_000_000
 #: what a shell changes between two runs of the same command
 _NOISE = frozenset({"_", "PWD", "OLDPWD", "SHLVL"})
 
@@ -102,17 +104,15 @@ class Pending:
         kept = sorted((k, v) for k, v in env.items() if k not in _NOISE)
         self.env = env
         self.began = time.time_ns()
-        self.key = (_FORMAT, __version__, sys.executable, sys.version, tuple(argv), cwd,
-                    tuple(kept))  # fmt: skip
+        key = (_FORMAT, __version__, sys.executable, sys.version, tuple(argv), cwd, tuple(kept))
+        # only a digest is kept: the environment holds secrets (tokens, passwords); repr,
+        # not marshal, whose bytes for equal values differ between runs
+        self.key = _digest(repr(key).encode())
         self.named = {path: _stat(path) for path in _named_files(argv)}
         root = cache_root(env)
         self.path: str | None = None
         if root is not None:
-            import zlib
-
-            # repr, not marshal: marshal's bytes for equal values differ between runs
-            name = f"{zlib.crc32(repr(self.key).encode()):08x}"
-            self.path = os.path.join(root, "replay", f"{name}.marshal")
+            self.path = os.path.join(root, "replay", f"{self.key[:32]}.marshal")
 
     def replay(self) -> int | None:
         """Write the remembered answer (its files, then its output) and return its exit
@@ -168,13 +168,15 @@ class Pending:
         seen = {**{path: _stat(path) for path in files}, **self.named}
         for path, _ in written:
             seen.pop(path, None)  # an output, not an input
-        if any(st is not None and st[1] >= self.began for st in seen.values()):
-            return False  # changed while the run read it: which version it read is unknown
+        # changed while the run read it (or so near its start that a coarse mtime cannot
+        # tell, as git treats "racy" entries): which version it read is unknown
+        if any(st is not None and st[1] >= self.began - _RACY_NS for st in seen.values()):
+            return False
         try:
             data = [(path, _read(path), force) for path, force in written]
             entry = marshal.dumps((self.key, until, tuple(seen.items()), tuple(data), stdout))
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            _write(self.path, entry)
+            _write(self.path, entry, mode=0o600)
         except (OSError, ValueError):
             return False
         _prune(os.path.dirname(self.path), keep=self.path)
@@ -187,11 +189,15 @@ def _prune(folder: str, *, keep: str, age: float = _LONGEST) -> None:
     now = time.time()
     try:
         with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.path != keep and now - entry.stat().st_mtime > age:
-                    os.unlink(entry.path)
+            found = list(entries)
     except OSError:
-        pass
+        return
+    for entry in found:
+        try:
+            if entry.path != keep and now - entry.stat().st_mtime > age:
+                os.unlink(entry.path)
+        except OSError:
+            continue  # gone already (another run pruned it), or not an entry
 
 
 def _own(st: os.stat_result) -> bool:
@@ -207,17 +213,30 @@ def _read(path: str) -> bytes:
         return handle.read()
 
 
-def _write(path: str, data: bytes) -> None:
-    """``data`` to a temporary sibling (mode 0644), synced, renamed over ``path``: what
-    :func:`torchup._paths.replace_with` does, without its imports."""
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+def _digest(data: bytes) -> str:
+    try:  # CPython's own module: hashlib would load OpenSSL, a few ms of start-up
+        from _blake2 import blake2b
+    except ImportError:
+        from hashlib import blake2b
+    return blake2b(data).hexdigest()
+
+
+def _write(path: str, data: bytes, *, mode: int = 0o644) -> None:
+    """``data`` to a new temporary sibling (``mode``), synced, renamed over ``path``:
+    what :func:`torchup._paths.replace_with` does, without its imports. The sibling's
+    name is random and it is created, never opened if it exists (a link planted there
+    is not followed)."""
+    name = f".{os.path.basename(path)}.{os.urandom(6).hex()}.tmp"
+    tmp = os.path.join(os.path.dirname(path), name)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
+            if hasattr(os, "fchmod"):
+                os.fchmod(handle.fileno(), mode)
         os.replace(tmp, path)
     except BaseException:
         try:  # noqa: SIM105 (contextlib is one more import)
