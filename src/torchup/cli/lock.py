@@ -8,6 +8,8 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from torchup.cli import options as o
@@ -74,22 +76,8 @@ def run(args: argparse.Namespace) -> int:
     uv = find_resolver()
     if args.check:
         return _check(args, uv)
-    # logged warnings count too (a run that warned is not remembered), -q or not: the
-    # logger lets them through to the counter, the handlers still show what they did
-    logger, shown = logging.getLogger("torchup"), logging.getLogger("torchup").level
-    handlers = {h: h.level for h in logging.getLogger().handlers}
-    for handler in handlers:
-        handler.setLevel(max(handler.level, logging.getLogger("torchup").getEffectiveLevel()))
-    warned = _Warnings()
-    logger.addHandler(warned)
-    logger.setLevel(min(logger.getEffectiveLevel(), logging.WARNING))
-    try:
+    with _Warnings.counted() as warned:
         return _lock(args, uv, warned)
-    finally:
-        logger.removeHandler(warned)
-        logger.setLevel(shown)
-        for handler, level in handlers.items():
-            handler.setLevel(level)
 
 
 class _Warnings(logging.Handler):
@@ -102,6 +90,28 @@ class _Warnings(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.count += 1
+
+    @classmethod
+    @contextmanager
+    def counted(cls) -> Iterator[_Warnings]:
+        """Count torchup's logged warnings while the block runs, ``-q`` or not: the
+        ``torchup`` logger lets them through to the counter, and the root handlers keep
+        showing only what they showed before."""
+        logger = logging.getLogger("torchup")
+        own, shown = logger.level, logger.getEffectiveLevel()
+        handlers = {h: h.level for h in logging.getLogger().handlers}
+        for handler, level in handlers.items():
+            handler.setLevel(max(level, shown))
+        counter = cls()
+        logger.addHandler(counter)
+        logger.setLevel(min(shown, logging.WARNING))
+        try:
+            yield counter
+        finally:
+            logger.removeHandler(counter)
+            logger.setLevel(own)
+            for handler, level in handlers.items():
+                handler.setLevel(level)
 
 
 def _lock(args: argparse.Namespace, uv: str, warned: _Warnings) -> int:
