@@ -469,6 +469,42 @@ def test_other_packages_are_planned_as_plain_builds_on_a_variant_backend(
     assert cmd[cmd.index("--find-links") + 1] == str(links)
 
 
+def test_only_the_chosen_files_of_a_find_links_folder_are_hashed(
+    index_server: IndexServer, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """A folder is listed, not hashed whole (every project and version in it, GBs in a
+    wheelhouse): the file the plan chose gets its sha256, the others cost nothing."""
+    import hashlib
+
+    from indexserver import make_wheel
+
+    links = tmp_path / "links"
+    links.mkdir()
+    tag = "cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64"
+    names = [f"numpy-2.1.0-{tag}.whl", f"numpy-2.0.0-{tag}.whl", f"scipy-1.14.0-{tag}.whl"]
+    for name in names:
+        project, version = name.split("-")[:2]
+        meta = f"Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n".encode()
+        (links / name).write_bytes(make_wheel(name, meta))
+    cache = tmp_path / "cache"
+    result = run_plan(
+        index_server,
+        {**env, "TORCHUP_CACHE_DIR": str(cache)},
+        "torch==2.5.1",
+        "numpy",
+        python=pyenv("3.10"),
+        backend="cpu",
+        find_links=[str(links)],
+    )
+    assert result.ok, result.problems
+    numpy = result.packages[1]
+    assert numpy.filename == names[0]
+    assert numpy.sha256 == hashlib.sha256((links / names[0]).read_bytes()).hexdigest()
+    assert result.to_dict()["packages"][1]["sha256"] == numpy.sha256
+    hashed = [json.loads(p.read_text())["path"] for p in (cache / "filehashes").glob("*.json")]
+    assert hashed == [str((links / names[0]).resolve())]
+
+
 def test_torchup_backend_variable_picks_the_variant(
     index_server: IndexServer, env: dict[str, str]
 ) -> None:

@@ -44,6 +44,7 @@ from torchup.choose.reading import (
     Gathered,
     candidates_of,
     gather_pages,
+    hash_local_choices,
     index_client,
     sources_for,
 )
@@ -294,6 +295,7 @@ def plan(
         read = _read_sources(client, sources, first, projects, offline=offline)
         local = {p: local_candidate(w, client.file_hashes.sha256) for p, w in wheels.items()}
         res = _resolve(client, read, reqs, py, local)
+        res = replace(res, outcomes=hash_local_choices(res.outcomes, client.file_hashes.sha256))
         found: Callable[[], list[Interpreter]] = (lambda: []) if elsewhere else everything
         alts = _alternatives(res, reqs=reqs, target=py, sources=read.sources, found=found)
         fallback = None
@@ -427,7 +429,13 @@ def _read_pages(
             offered, root_error = (), exc.message
         variants = [v for v in offered if kind_of(v) == choice.accel.kind]
         variants.append("cpu")
-    got = gather_pages(client, sources, variants if root_error is None else [], projects)
+    got = gather_pages(
+        client,
+        sources,
+        variants if root_error is None else [],
+        projects,
+        hash_folders=False,
+    )
     if root_error is not None:
         got.torch_index_errors.append(root_error)
     return got

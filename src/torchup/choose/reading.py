@@ -9,8 +9,9 @@ and :func:`~torchup.choose.matrix.read_matrix` both read through it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from torchup.choose.compat import Candidate, make_candidates
@@ -18,11 +19,20 @@ from torchup.choose.family import FAMILY
 from torchup.errors import IndexFetchError, TorchupError
 from torchup.index.pages import DistFile
 from torchup.index.sources import Sources, pip_sources, project_url, variant_project_url
+from torchup.index.urls import file_url_to_path
 
 if TYPE_CHECKING:
+    from torchup.choose.resolve import Outcome
     from torchup.index.client import IndexClient
 
-__all__ = ["Gathered", "candidates_of", "gather_pages", "index_client", "sources_for"]
+__all__ = [
+    "Gathered",
+    "candidates_of",
+    "gather_pages",
+    "hash_local_choices",
+    "index_client",
+    "sources_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +52,18 @@ class Gathered:
 
 
 def gather_pages(
-    client: IndexClient, sources: Sources, variants: Sequence[str], projects: Sequence[str]
+    client: IndexClient,
+    sources: Sources,
+    variants: Sequence[str],
+    projects: Sequence[str],
+    *,
+    hash_folders: bool = True,
 ) -> Gathered:
     """Read every page of ``projects`` concurrently: each of ``variants``' directories of
     the PyTorch index for the torch family, pip's indexes for everything, then the
-    find-links locations. A page that cannot be read is an error in the result."""
+    find-links locations. A page that cannot be read is an error in the result.
+    ``hash_folders`` false: a find-links folder's files come without their sha256, for
+    a caller that hashes only the files it chooses (:func:`hash_local_choices`)."""
     got = Gathered()
     jobs: list[tuple[str, str, str, str]] = []  # (kind, project, url, source)
     for project in projects:
@@ -76,7 +93,7 @@ def gather_pages(
     got.unread = down - read
     for link in sources.find_links:
         try:
-            files = client.find_links(link.url)
+            files = client.find_links(link.url, with_hashes=hash_folders)
         except TorchupError as exc:
             got.pip_errors.append(exc.message)
             if not isinstance(exc, IndexFetchError) or exc.lasting:
@@ -85,6 +102,32 @@ def gather_pages(
         for project in projects:  # make_candidates keeps each project's own files
             got.pip.setdefault(project, []).extend(files)
     return got
+
+
+def hash_local_choices(outcomes: Sequence[Outcome], sha256: Callable[[Path], str]) -> list[Outcome]:
+    """``outcomes`` with a sha256 for each chosen local file that has none (``sha256``:
+    a cached hasher). A find-links folder is listed unhashed: hashing all it holds, every
+    project's files and every version, costs seconds per GB on a first plan, and only
+    the chosen files go into commands and locks. Raises :class:`IndexFetchError` when a
+    chosen file can no longer be read."""
+    out: list[Outcome] = []
+    for outcome in outcomes:
+        cand = outcome.choice
+        if cand is None or cand.dist.sha256 or not cand.dist.url.startswith("file:"):
+            out.append(outcome)
+            continue
+        path = file_url_to_path(cand.dist.url)
+        try:
+            digest = sha256(path)
+        except OSError as exc:
+            raise IndexFetchError(
+                str(path),
+                str(exc.strerror or exc),
+                hint="check that the file is still there and readable",
+            ) from None
+        dist = replace(cand.dist, hashes={**cand.dist.hashes, "sha256": digest})
+        out.append(replace(outcome, choice=replace(cand, dist=dist)))
+    return out
 
 
 def candidates_of(
