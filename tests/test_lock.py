@@ -303,6 +303,31 @@ def test_an_existing_lock_is_kept_unless_forced(
 
 
 @needs_uv
+def test_the_lock_and_its_requirements_file_are_replaced_together_or_not_at_all(
+    tmp_path: Path, site: tuple[Path, str, str], env: dict[str, str]
+) -> None:
+    plan = make_plan(site, env, "torch==2.8.0")
+    out = tmp_path / "pylock.toml"
+    out.write_text("mine\n")
+    # a name the folder takes, but its temporary sibling (".NAME.XXXXXXXX.tmp") is
+    # longer than a file name may be: the second file cannot be written
+    pins = tmp_path / ("r" * 240 + ".txt")
+    pins.write_text("my pins\n")
+    with pytest.raises(TorchupError, match=r"cannot write .*r{240}"):
+        lock(plan, output=out, uv=uv(), env=env, requirements=pins, force=True)
+    assert out.read_text() == "mine\n"  # not a new lock beside the old pins
+    assert pins.read_text() == "my pins\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if ".tmp" in p.name) == []
+    done = lock(plan, output=out, uv=uv(), env=env, requirements=tmp_path / "r.txt", force=True)
+    assert dict(done.written) == {
+        out: out.read_bytes(),
+        tmp_path / "r.txt": (tmp_path / "r.txt").read_bytes(),
+    }
+    assert done.lock.path == out
+    assert done.lock == read_lock(out)
+
+
+@needs_uv
 def test_a_file_that_changed_after_planning_is_an_error_not_a_swap(
     tmp_path: Path, site: tuple[Path, str, str], env: dict[str, str]
 ) -> None:

@@ -248,9 +248,12 @@ def test_an_entry_holds_while_its_inputs_do_and_not_after(
     out = tmp_path / "out.toml"
 
     def record(until: float) -> bool:
-        out.write_text("the lock\n")
+        out.write_text("another program's\n")  # what the file holds is not what is kept
         return Pending(argv, env).record(
-            until=until, inputs=[str(read)], outputs=[(str(out), False)], stdout="wrote it\n"
+            until=until,
+            inputs=[str(read)],
+            outputs=[(str(out), b"the lock\n", False)],
+            stdout="wrote it\n",
         )
 
     assert record(time.time() + 60)
@@ -291,6 +294,28 @@ def test_an_entry_holds_while_its_inputs_do_and_not_after(
     os.utime(old, (0, 0))
     assert record(time.time() + 60)
     assert list(folder.glob("*")) == [entry]
+
+
+def test_a_replay_writes_all_of_its_files_or_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = {"TORCHUP_CACHE_DIR": str(tmp_path / "cache")}
+    monkeypatch.setenv("TORCHUP_CACHE_DIR", env["TORCHUP_CACHE_DIR"])
+    out = tmp_path / "pylock.toml"
+    # the folder takes this name, but not its temporary sibling's (".NAME.RANDOM.tmp"):
+    # the second file cannot be written
+    pins = tmp_path / ("r" * 240 + ".txt")
+    argv = ["lock", "torch", "-o", "pylock.toml", "--requirements-txt", pins.name, "--force"]
+    outputs = [(str(out), b"the lock\n", True), (str(pins), b"the pins\n", True)]
+    assert Pending(argv, env).record(
+        until=time.time() + 60, inputs=[], outputs=outputs, stdout="wrote both\n"
+    )
+    out.write_text("mine\n")
+    assert Pending(argv, env).replay() is None  # the run itself says what is wrong
+    assert out.read_text() == "mine\n"  # not replaced without its requirements file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "pylock.toml"]
+    assert capsys.readouterr().out == ""
 
 
 def test_an_unreadable_entry_is_a_miss(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -167,8 +167,7 @@ def _lock(args: argparse.Namespace, uv: str, warned: _Warnings) -> int:
         text = render_lock(result) + "\n"
     sys.stdout.write(text)
     if not result.warnings and not warned.count:
-        written = [p for p in (output, extra) if p is not None]
-        _remember(args, plan, uv, result.fresh_until, written, text)
+        _remember(args, plan, uv, result.fresh_until, result.written, text)
     return 0
 
 
@@ -177,7 +176,7 @@ def _remember(  # noqa: PLR0917 (what a replay depends on)
     plan: Plan,
     uv: str,
     until: float,
-    written: list[Path],
+    written: Sequence[tuple[Path, bytes]],
     stdout: str,
 ) -> None:
     """Keep this run's answer for :mod:`torchup.cli.replay`, when it depends on nothing
@@ -208,7 +207,7 @@ def _remember(  # noqa: PLR0917 (what a replay depends on)
     uvs = [os.path.join(d, "uv") for d in os.environ.get("PATH", "").split(os.pathsep) if d]
     inputs = [uv, plan.python.executable, netrc, *(str(path) for _, path in configs), *uvs,
               *(os.path.join(data, name) for name in sorted(os.listdir(data)))]  # fmt: skip
-    outputs = [(str(path), bool(args.force)) for path in written]
+    outputs = [(str(path), data, bool(args.force)) for path, data in written]
     pending.record(until=until, inputs=inputs, outputs=outputs, stdout=stdout)
 
 

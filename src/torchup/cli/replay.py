@@ -133,10 +133,7 @@ class Pending:
         for path, _, force in outputs:
             if (os.path.lexists(path) and not force) or not os.path.isdir(os.path.dirname(path)):
                 return None  # the run itself says what is wrong
-        try:
-            for path, data, _ in outputs:
-                _write(path, data)
-        except OSError:
+        if not _write_all([(path, data) for path, data, _ in outputs]):
             return None  # the run itself reports it
         sys.stdout.write(stdout)
         return 0
@@ -146,13 +143,14 @@ class Pending:
         *,
         until: float,
         inputs: Iterable[str],
-        outputs: Sequence[tuple[str, bool]],
+        outputs: Sequence[tuple[str, bytes, bool]],
         stdout: str,
     ) -> bool:
         """Keep this successful run's answer until ``until`` (epoch seconds): the files it
-        wrote (``(path, force)``, read back) and what it printed, valid while ``inputs``
-        (files, besides the ones its arguments named and the modules it imported) are
-        unchanged. Returns whether it was kept."""
+        wrote (``(path, bytes written, force)``: the bytes as the run wrote them, not as
+        the file holds them now, which another program may have changed) and what it
+        printed, valid while ``inputs`` (files, besides the ones its arguments named and
+        the modules it imported) are unchanged. Returns whether it was kept."""
         from torchup._paths import cache_dir
 
         until = min(until, time.time() + _LONGEST)
@@ -162,19 +160,18 @@ class Pending:
             cache_dir(self.env)
         ):
             return False  # replay would look elsewhere than torchup's cache
-        written = [(os.path.abspath(path), force) for path, force in outputs]
+        written = [(os.path.abspath(path), data, force) for path, data, force in outputs]
         modules = (getattr(m, "__file__", None) for m in list(sys.modules.values()))
         files = dict.fromkeys([*inputs, *(m for m in modules if isinstance(m, str))])
         seen = {**{path: _stat(path) for path in files}, **self.named}
-        for path, _ in written:
+        for path, _, _ in written:
             seen.pop(path, None)  # an output, not an input
         # changed while the run read it (or so near its start that a coarse mtime cannot
         # tell, as git treats "racy" entries): which version it read is unknown
         if any(st is not None and st[1] >= self.began - _RACY_NS for st in seen.values()):
             return False
         try:
-            data = [(path, _read(path), force) for path, force in written]
-            entry = marshal.dumps((self.key, until, tuple(seen.items()), tuple(data), stdout))
+            entry = marshal.dumps((self.key, until, tuple(seen.items()), tuple(written), stdout))
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             _write(self.path, entry, mode=0o600)
         except (OSError, ValueError):
@@ -208,11 +205,6 @@ def _own(st: os.stat_result) -> bool:
     return st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
-def _read(path: str) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read()
-
-
 def _digest(data: bytes) -> str:
     try:  # CPython's own module: hashlib would load OpenSSL, a few ms of start-up
         from _blake2 import blake2b
@@ -221,11 +213,39 @@ def _digest(data: bytes) -> str:
     return blake2b(data).hexdigest()
 
 
+def _write_all(files: Sequence[tuple[str, bytes]]) -> bool:
+    """Write every ``(path, data)``, all or none as far as a file system allows: each
+    to its temporary sibling first, and only then each renamed over its path (a lock
+    is never replaced without its requirements file). False when one could not be
+    written, with nothing renamed."""
+    staged: list[tuple[str, str]] = []
+    try:
+        for path, data in files:
+            staged.append((_stage(path, data), path))
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except OSError:
+        for tmp, _ in staged:
+            _unlink(tmp)
+        return False
+    return True
+
+
 def _write(path: str, data: bytes, *, mode: int = 0o644) -> None:
     """``data`` to a new temporary sibling (``mode``), synced, renamed over ``path``:
-    what :func:`torchup._paths.replace_with` does, without its imports. The sibling's
-    name is random and it is created, never opened if it exists (a link planted there
-    is not followed)."""
+    what :func:`torchup._paths.replace_with` does, without its imports."""
+    tmp = _stage(path, data, mode=mode)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _stage(path: str, data: bytes, *, mode: int = 0o644) -> str:
+    """``data`` in a new temporary sibling of ``path`` (``mode``, synced), whose name is
+    returned; a failure leaves none. The name is random and the file is created, never
+    opened if it exists (a link planted there is not followed)."""
     name = f".{os.path.basename(path)}.{os.urandom(6).hex()}.tmp"
     tmp = os.path.join(os.path.dirname(path), name)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
@@ -237,10 +257,14 @@ def _write(path: str, data: bytes, *, mode: int = 0o644) -> None:
             os.fsync(handle.fileno())
             if hasattr(os, "fchmod"):
                 os.fchmod(handle.fileno(), mode)
-        os.replace(tmp, path)
     except BaseException:
-        try:  # noqa: SIM105 (contextlib is one more import)
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _unlink(tmp)
         raise
+    return tmp
+
+
+def _unlink(path: str) -> None:
+    try:  # noqa: SIM105 (contextlib is one more import)
+        os.unlink(path)
+    except OSError:
+        pass  # gone already (renamed, or never made)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,6 @@ from torchup.export.pylock import (
     MadeFor,
     filename_of,
     parse_lock,
-    read_lock,
     render_lock,
     requirements_text,
     strip_credentials,
@@ -97,6 +96,9 @@ class LockResult:
     #: until when the same plan gives this lock again (epoch seconds; 0.0: it is made
     #: afresh each time); not serialised
     fresh_until: float = 0.0
+    #: each file written, with its bytes as written (what a replay writes again); not
+    #: serialised
+    written: tuple[tuple[Path, bytes], ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -618,21 +620,26 @@ def lock(
             raise UsageError(
                 f"{path} exists", hint="pass --force to replace it, or -o another path"
             )
-    from torchup._paths import write_output
+    from torchup._paths import write_outputs
 
     made, command, warnings, fresh_until = make_lock_with_freshness(
         plan, uv=uv, env=env, offline=offline, refresh=refresh, timeout=timeout
     )
     header = _header(made, command)
-    write_output(output, render_lock(made, header=header), force=True)
+    text = render_lock(made, header=header)
+    files = [(output, text.encode("utf-8"))]
     if requirements is not None:
-        text = requirements_text(made, header=[*header, "install: pip install --require-hashes -r"])
-        write_output(requirements, text, force=True)
+        pip_form = requirements_text(
+            made, header=[*header, "install: pip install --require-hashes -r"]
+        )
+        files.append((requirements, pip_form.encode("utf-8")))
+    write_outputs(files, force=True)  # both or neither: never a lock beside another's pins
     return LockResult(
         path=output,
-        lock=read_lock(output),
+        lock=replace(parse_lock(text, where=str(output)), path=output),
         requirements_path=requirements,
         command=command,
         warnings=warnings,
         fresh_until=fresh_until,
+        written=tuple(files),
     )
