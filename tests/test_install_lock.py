@@ -35,9 +35,16 @@ from test_lock import (
 )
 from test_plan import pyenv
 from torchup.envs.fromlock import chosen_files, install_lock, plan_of_lock
-from torchup.export.fit import LockUnfitError
+from torchup.export.fit import LockUnfitError, lock_fits
 from torchup.export.lock import lock
-from torchup.export.pylock import Lock, LockedFile, LockedPackage, LockError, read_lock
+from torchup.export.pylock import (
+    Lock,
+    LockedFile,
+    LockedPackage,
+    LockError,
+    parse_lock,
+    read_lock,
+)
 from torchup.export.wheelhouse import build_wheelhouse
 from torchup.hardware.accelerators import Accelerator
 from torchup.interpreters.discover import Interpreter
@@ -377,6 +384,108 @@ def test_the_best_ranked_wheel_is_chosen_and_a_marker_that_does_not_apply_is_lef
     none_fits = LockedPackage(name="e", version="1", files=(wheel("e-1-cp312-cp312-win32.whl"),))
     with pytest.raises(LockError, match="none of its files"):
         chosen_files(Lock(packages=(none_fits,)), PY)
+
+
+def torch_entry(version: str, tag: str, marker: str | None = None) -> LockedPackage:
+    return LockedPackage(name="torch", version=version, marker=marker,
+                         files=(wheel(f"torch-{version}-{tag}.whl"),))  # fmt: skip
+
+
+def test_the_torch_judged_is_the_one_whose_marker_holds_here() -> None:
+    x86 = "cp311-cp311-manylinux_2_28_x86_64"
+    arm_gpu_first = Lock(packages=(
+        torch_entry("2.8.0+cu128", "cp311-cp311-manylinux_2_28_aarch64",
+                    "platform_machine == 'aarch64'"),
+        torch_entry("2.8.0+cpu", x86, "platform_machine == 'x86_64'"),
+    ))  # fmt: skip
+    fit = lock_fits(arm_gpu_first, PY, CPU)
+    assert fit.ok, fit.reasons  # the CPU torch is this machine's; the aarch64 one is not
+    mac_first = Lock(packages=(
+        torch_entry("2.8.0", "cp311-none-macosx_11_0_arm64", "sys_platform == 'darwin'"),
+        torch_entry("2.8.0+cu128", x86, "sys_platform == 'linux'"),
+    ))  # fmt: skip
+    [reason] = lock_fits(mac_first, PY, CPU).reasons
+    assert reason.startswith("it holds the cu128 build of torch 2.8.0+cu128, which does not run")
+    only_mac = Lock(packages=mac_first.packages[:1])
+    [reason] = lock_fits(only_mac, PY, CPU).reasons
+    assert (
+        reason
+        == "none of its torch entries applies to this interpreter (\"sys_platform == 'darwin'\")"
+    )
+
+
+def test_markers_are_evaluated_as_pep_751_says_no_extras_and_the_default_groups() -> None:
+    text = """lock-version = "1.0"
+created-by = "uv"
+default-groups = ["dev"]
+
+[[packages]]
+name = "alpha"
+version = "1.0"
+marker = "'gpu' in extras"
+wheels = [{ url = "https://x/alpha-1.0-py3-none-any.whl", hashes = { sha256 = "%s" } }]
+
+[[packages]]
+name = "devtool"
+version = "2.0"
+marker = "'dev' in dependency_groups"
+wheels = [{ url = "https://x/devtool-2.0-py3-none-any.whl", hashes = { sha256 = "%s" } }]
+
+[[packages]]
+name = "docs"
+version = "3.0"
+marker = "'docs' in dependency_groups"
+wheels = [{ url = "https://x/docs-3.0-py3-none-any.whl", hashes = { sha256 = "%s" } }]
+""" % (("ab" * 32,) * 3)
+    lock = parse_lock(text)
+    assert lock.default_groups == ("dev",)
+    assert [p.name for p, _ in chosen_files(lock, PY)] == ["devtool"]
+    assert lock_fits(lock, PY, None).ok
+    broken = Lock(packages=(LockedPackage(name="a", version="1", marker="nonsense ==",
+                                          files=(wheel("a-1-py3-none-any.whl"),)),))  # fmt: skip
+    with pytest.raises(LockError, match="the marker of a 1 in the lock cannot be evaluated"):
+        lock_fits(broken, PY, None)
+
+
+def lock_file(tmp_path: Path, *packages: str) -> Path:
+    """``tmp_path/work/pylock.toml`` holding ``packages``, in a folder of its own."""
+    (tmp_path / "work").mkdir()
+    out = tmp_path / "work" / "pylock.toml"
+    head = 'lock-version = "1.0"\ncreated-by = "uv"\nrequires-python = ">=3.9"\n'
+    out.write_text(head + "".join(packages))
+    return out
+
+
+def entry(name: str, version: str, filename: str) -> str:
+    """A lock's ``[[packages]]`` table for one file on https://x/ (a wheel or an sdist)."""
+    kind = "sdist" if filename.endswith(".tar.gz") else "wheels"
+    file = f'{{ url = "https://x/{filename}", hashes = {{ sha256 = "{"ab" * 32}" }} }}'
+    files = file if kind == "sdist" else f"[{file}]"
+    return f'\n[[packages]]\nname = "{name}"\nversion = "{version}"\n{kind} = {files}\n'
+
+
+TORCH = entry("torch", "2.8.0+cpu", "torch-2.8.0%2Bcpu-py3-none-any.whl")
+
+
+def test_a_package_with_only_an_sdist_here_is_refused_before_anything_is_made(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    path = lock_file(tmp_path, TORCH, entry("gamma", "3.0", "gamma-3.0.tar.gz"))
+    with pytest.raises(LockError, match=r"no wheel for Python 3\.11.* of gamma 3\.0 "
+                       r"\(gamma-3\.0\.tar\.gz\), only a source distribution"):  # fmt: skip
+        install_lock(path, python=pyenv("3.11"), venv="v", accelerator=CPU, env=env,
+                     cwd=path.parent, echo=False)  # fmt: skip
+    assert sorted(p.name for p in path.parent.iterdir()) == ["pylock.toml"]
+
+
+def test_a_lock_without_torch_is_refused_before_anything_is_made(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    path = lock_file(tmp_path, entry("idna", "3.10", "idna-3.10-py3-none-any.whl"))
+    with pytest.raises(LockError, match="holds no torch") as caught:
+        install_lock(path, python=pyenv("3.11"), venv="v", env=env, cwd=path.parent, echo=False)
+    assert "uv pip sync" in (caught.value.hint or "")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["pylock.toml"]
 
 
 # -- the real torch --------------------------------------------------------------------

@@ -9,9 +9,11 @@ done (the same transaction as :func:`torchup.envs.installing.install`):
    this machine of the version the lock was made for;
 3. refuse a lock that does not fit that Python or this machine, with every reason
    (:func:`~torchup.export.fit.lock_fits`), before anything is created;
-4. choose each package's file: packages whose marker does not apply are left out; of
-   a package's wheels the one whose tags the interpreter ranks best, an sdist only when
-   no wheel fits (:func:`chosen_files`);
+4. choose each package's file: packages whose marker does not apply (PEP 751's
+   lock-file context: no extras, the lock's default groups) are left out; of a
+   package's wheels the one whose tags the interpreter ranks best (:func:`chosen_files`);
+   a package with only an sdist for this Python is refused, since its build
+   requirements could not be fetched;
 5. stage, install those files as hash-pinned direct references with ``--no-deps
    --no-index`` (nothing but the lock's files can be fetched), verify, and only then
    commit; a failure undoes everything.
@@ -104,6 +106,13 @@ def install_lock(
     env = dict(os.environ) if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
     lock = read_lock(cwd / lock_path)
+    if lock.package("torch") is None:
+        raise LockError(
+            f"the lock {lock.path} holds no torch: torchup installs a PyTorch lock, and "
+            "verifies torch in it",
+            hint="make the lock with `torchup lock torch ...`, or install this one with "
+            "uv pip sync / pip install -r",
+        )
     target, choice = _resolve_target(
         venv=venv, conda_env=conda_env, system=system, installer=installer, env=env, cwd=cwd
     )
@@ -115,6 +124,7 @@ def install_lock(
     fit = lock_fits(lock, py, accelerator)
     fit.check()  # before anything is created
     files = chosen_files(lock, py)
+    _no_sdists(files, py)
     plan = plan_of_lock(lock, py, accelerator, files=files, warnings=fit.notes)
     target = _settled_target(target, plan)
     note = "conda env: installing with its own pip. " if target.kind == "conda" else ""
@@ -200,21 +210,6 @@ def _python_for_lock(lock: Lock, env: Mapping[str, str], cwd: Path) -> tuple[Int
 # -- which files (pure) ----------------------------------------------------------------
 
 
-def _applies(pkg: LockedPackage, markers: Mapping[str, str]) -> bool:
-    """Whether ``pkg``'s PEP 751 marker holds for ``markers`` (true when unknown)."""
-    from packaging.markers import InvalidMarker, Marker
-
-    if not pkg.marker or not markers.get("python_full_version"):
-        return True
-    try:
-        return Marker(pkg.marker).evaluate(dict(markers), context="lock_file")
-    except InvalidMarker as exc:
-        raise LockError(
-            f"the marker of {pkg.name} {pkg.version} in the lock is malformed: {exc}",
-            hint="the lock was damaged or edited by hand; make it again",
-        ) from None
-
-
 def _rank(file: LockedFile, rank: Mapping[str, int]) -> int | None:
     """How the interpreter ranks ``file``'s best tag (lower is better; ``None``: none
     of them, or not a wheel)."""
@@ -237,7 +232,7 @@ def chosen_files(lock: Lock, interpreter: Interpreter) -> Chosen:
     rank = {tag: i for i, tag in enumerate(interpreter.tags)}
     out: list[tuple[LockedPackage, LockedFile]] = []
     for pkg in lock.packages:
-        if not _applies(pkg, interpreter.markers):
+        if not lock.applies(pkg, interpreter.markers):
             log.info("%s %s: its marker %r does not apply here", pkg.name, pkg.version, pkg.marker)
             continue
         ranked = [(r, f) for f in pkg.files if (r := _rank(f, rank)) is not None]
@@ -254,6 +249,23 @@ def chosen_files(lock: Lock, interpreter: Interpreter) -> Chosen:
                 hint="make a lock for this Python (torchup lock --python ...)",
             )
     return tuple(out)
+
+
+def _no_sdists(files: Chosen, py: Interpreter) -> None:
+    """Refuse a lock that would build a package here: the install reads no index
+    (``--no-index``: nothing but the lock's files), so an sdist's build requirements
+    (setuptools, ...) cannot be fetched, and the build would fail after the environment
+    was staged."""
+    sdists = [f"{pkg.name} {pkg.version} ({f.filename})" for pkg, f in files if f.kind == "sdist"]
+    if sdists:
+        raise LockError(
+            f"the lock has no wheel for Python {py.version} at {py.executable} of "
+            f"{', '.join(sdists)}, only a source distribution: torchup installs a lock's "
+            "files and nothing else, so the build requirements it would need cannot be "
+            "fetched",
+            hint="make the lock where wheels exist for this Python (torchup lock --python "
+            "...), or build the wheel (pip wheel --no-deps) and lock that",
+        )
 
 
 def file_url(file: LockedFile, folder: Path | None) -> str:

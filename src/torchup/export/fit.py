@@ -8,11 +8,10 @@ build's variant judged against the accelerator the way planning judges it
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from torchup.export.pylock import Lock, LockError
+from torchup.export.pylock import Lock, LockedPackage, LockError
 
 if TYPE_CHECKING:
     from torchup.hardware.accelerators import Accelerator
@@ -79,7 +78,13 @@ def lock_fits(lock: Lock, interpreter: Interpreter, accelerator: Accelerator | N
     reasons, notes = _python_reasons(lock, py)
     reasons += _tag_reasons(lock, py)
     made = lock.made_for
-    torch = lock.package("torch")
+    # the torch installed here: a lock may hold one per platform, told apart by markers
+    torch = _applying(lock, py, "torch")
+    if torch is None and lock.package("torch") is not None:
+        markers = " / ".join(
+            repr(p.marker) for p in lock.packages if p.name == "torch" and p.marker
+        )
+        reasons.append(f"none of its torch entries applies to this interpreter ({markers})")
     variant = made.variant if made is not None else None
     if torch is not None and "+" in torch.version:
         variant = torch.version.rpartition("+")[2]
@@ -140,15 +145,12 @@ def _python_reasons(lock: Lock, py: Interpreter) -> tuple[list[str], list[str]]:
     return reasons, notes
 
 
-def _applies(marker: str | None, env: Mapping[str, str] | None) -> bool:
-    from packaging.markers import InvalidMarker, Marker
+def _applying(lock: Lock, py: Interpreter, name: str) -> LockedPackage | None:
+    """The first package named ``name`` whose marker holds for ``py``."""
+    from packaging.utils import canonicalize_name
 
-    if not marker or env is None:
-        return True
-    try:
-        return Marker(marker).evaluate(dict(env))
-    except InvalidMarker:
-        return True  # judged by the tags below: better a reason than a silent skip
+    wanted = canonicalize_name(name)
+    return next((p for p in lock.applying(py.markers) if canonicalize_name(p.name) == wanted), None)
 
 
 def _tag_reasons(lock: Lock, py: Interpreter) -> list[str]:
@@ -157,11 +159,10 @@ def _tag_reasons(lock: Lock, py: Interpreter) -> list[str]:
     accepted = set(py.tags)
     if not accepted:
         return []
-    env = _marker_env(py)
     first = py.tags[0]
     reasons = []
-    for pkg in lock.packages:
-        if not _applies(pkg.marker, env) or any(f.kind == "sdist" for f in pkg.files):
+    for pkg in lock.applying(py.markers):
+        if any(f.kind == "sdist" for f in pkg.files):
             continue
         built_for: list[str] = []
         fits = False

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -206,12 +206,43 @@ class Lock:
     created_by: str = "torchup"
     requires_python: str | None = None
     environments: tuple[str, ...] = ()
+    #: the dependency groups an installer installs when asked for none (PEP 751)
+    default_groups: tuple[str, ...] = ()
     made_for: MadeFor | None = None
     path: Path | None = None
 
     def package(self, name: str) -> LockedPackage | None:
         wanted = canonicalize_name(name)
         return next((p for p in self.packages if canonicalize_name(p.name) == wanted), None)
+
+    def applies(self, pkg: LockedPackage, markers: Mapping[str, str]) -> bool:
+        """Whether ``pkg`` is installed where ``markers`` hold, as PEP 751 says an
+        installer asked for no extras and the default groups decides: its marker
+        evaluated in the lock-file context (``extras`` empty, ``dependency_groups`` the
+        lock's ``default-groups``). True when the markers are unknown; raises
+        :class:`LockError` for a marker that cannot be evaluated."""
+        from packaging.markers import (
+            InvalidMarker,
+            Marker,
+            UndefinedComparison,
+            UndefinedEnvironmentName,
+        )
+
+        if not pkg.marker or not markers.get("python_full_version"):
+            return True
+        env: dict[str, str | frozenset[str]] = {**markers, "extras": frozenset()}
+        env["dependency_groups"] = frozenset(self.default_groups)
+        try:
+            return Marker(pkg.marker).evaluate(env, context="lock_file")
+        except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName) as exc:
+            raise LockError(
+                f"the marker of {pkg.name} {pkg.version} in the lock cannot be evaluated: {exc}",
+                hint="the lock was damaged or edited by hand; make it again",
+            ) from None
+
+    def applying(self, markers: Mapping[str, str]) -> tuple[LockedPackage, ...]:
+        """The packages installed where ``markers`` hold (:meth:`applies`)."""
+        return tuple(p for p in self.packages if self.applies(p, markers))
 
     def files(self) -> list[tuple[LockedPackage, LockedFile]]:
         return [(p, f) for p in self.packages for f in p.files]
@@ -268,16 +299,7 @@ def read_lock(path: Path) -> Lock:
         ) from None
     except UnicodeDecodeError as exc:
         raise LockError(f"the lock {str(path)!r} is not UTF-8 text: {exc}") from None
-    lock = parse_lock(text, where=str(path))
-    return Lock(
-        packages=lock.packages,
-        lock_version=lock.lock_version,
-        created_by=lock.created_by,
-        requires_python=lock.requires_python,
-        environments=lock.environments,
-        made_for=lock.made_for,
-        path=path,
-    )
+    return replace(parse_lock(text, where=str(path)), path=path)
 
 
 def _loads(text: str, where: str) -> dict[str, Any]:
@@ -326,6 +348,7 @@ def parse_lock(text: str, *, where: str = "the lock") -> Lock:
     if not isinstance(packages, list):
         raise LockError(f"{where!r}: packages is not an array of tables")
     environments = doc.get("environments", [])
+    groups = doc.get("default-groups", [])
     tool = doc.get("tool", {})
     table = tool.get("torchup") if isinstance(tool, dict) else None
     return Lock(
@@ -334,6 +357,7 @@ def parse_lock(text: str, *, where: str = "the lock") -> Lock:
         created_by=str(doc.get("created-by", "")),
         requires_python=_opt_str(doc.get("requires-python")),
         environments=tuple(str(e) for e in environments) if isinstance(environments, list) else (),
+        default_groups=tuple(str(g) for g in groups) if isinstance(groups, list) else (),
         made_for=_made_for(table, where) if isinstance(table, dict) else None,
     )
 
