@@ -192,6 +192,34 @@ def test_an_existing_venv_is_unchanged_when_verification_fails(
     assert not leftovers(venv)
 
 
+@needs_uv
+@installers
+def test_a_build_of_the_same_version_already_there_is_replaced_by_the_locked_one(
+    tmp_path: Path, site: tuple[Path, localindex.Served], env: dict[str, str], installer: str
+) -> None:
+    """pip keeps an installed distribution of the version asked for ("already installed
+    with the same version as the provided wheel") whatever its build: the lock's file
+    must replace it, its hash checked, as uv does on its own."""
+    from indexserver import make_wheel
+
+    path = locked(tmp_path, site, env)
+    venv = tmp_path / "v"
+    subprocess.run([pyenv("3.11"), "-m", "venv", str(venv)], check=True, env=env)
+    other = tmp_path / "other" / "filelock-3.16.1-py3-none-any.whl"
+    other.parent.mkdir()
+    meta = b"Metadata-Version: 2.1\nName: filelock\nVersion: 3.16.1\n"
+    other.write_bytes(make_wheel(other.name, meta, files={"filelock/__init__.py": b"OTHER\n"}))
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps",
+                    "--no-index", str(other)], check=True, env=env)  # fmt: skip
+    [module] = venv.glob("lib/python3.11/site-packages/filelock/__init__.py")
+    assert module.read_bytes() == b"OTHER\n"
+    result = install_lock(path, venv=str(venv), installer=installer, accelerator=CPU,
+                          verify=False, env=env, cwd=tmp_path, echo=False)  # fmt: skip
+    assert result.ok, result.message
+    assert module.read_text() == '__version__ = "3.16.1"\n'  # the locked build's
+    assert installed(venv, SEEDED) == LOCKED
+
+
 # -- a file that is not the locked one -------------------------------------------------
 
 

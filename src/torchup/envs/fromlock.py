@@ -366,10 +366,19 @@ def _planned(pkg: LockedPackage, file: LockedFile, folder: Path | None) -> Plann
 
 
 def lock_install_command(
-    installer: InstallerChoice, python: str, requirements: Path, *, break_system_packages: bool
+    installer: InstallerChoice,
+    python: str,
+    requirements: Path,
+    *,
+    break_system_packages: bool,
+    existing: bool = False,
 ) -> tuple[str, ...]:
     """The one command that installs the requirements file of direct references: no
-    dependencies resolved, no index read, every file's hash required.
+    dependencies resolved, no index read, every file's hash required. Into an
+    ``existing`` environment pip is told ``--force-reinstall``: given a file of a
+    version already installed, it keeps what is there ("already installed with the
+    same version") whatever build that is, and the lock's hashes would go unchecked.
+    (uv compares the installed file's origin with the one asked for, and replaces it.)
 
     >>> lock_install_command(InstallerChoice(name="pip", uv=None, source=""), "/py",
     ...                      Path("r.txt"), break_system_packages=False)[3:]
@@ -382,6 +391,8 @@ def lock_install_command(
         tail: tuple[str, ...] = ("--system", "--break-system-packages")
     else:
         head, tail = (python, "-m", "pip", "install"), ("--break-system-packages",)
+        if existing:
+            flags = (*flags, "--force-reinstall")
     return (*head, *flags, *(tail if break_system_packages else ()))
 
 
@@ -410,6 +421,7 @@ def _install_staged(
             str(staging.python),
             pinned,
             break_system_packages=target.kind == "system" and py.externally_managed,
+            existing=target.kind != "venv" or target.exists,
         )
         steps = [*([create] if create else []), install]
         shown, file = _as_shown(steps, text, pinned, staging.work, target.path)
