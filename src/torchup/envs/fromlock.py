@@ -384,7 +384,13 @@ def lock_install_command(
     ...                      Path("r.txt"), break_system_packages=False)[3:]
     ('install', '--no-deps', '--require-hashes', '--no-index', '-r', 'r.txt')
     """
-    flags = ("--no-deps", "--require-hashes", "--no-index", "-r", str(requirements))
+    flags: tuple[str, ...] = (
+        "--no-deps",
+        "--require-hashes",
+        "--no-index",
+        "-r",
+        str(requirements),
+    )
     if installer.name == "uv":
         assert installer.uv is not None
         head: tuple[str, ...] = (installer.uv, "pip", "install", "--python", python)
