@@ -8,6 +8,7 @@ torch, so verifying them fails, which is how the rollback is shown. The real CPU
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import pytest
 import localindex
 import realtorch
 import torchup
+from test_install import conda_env
 from test_lock import (
     DEPENDENCIES,
     FAMILY_FILES,
@@ -49,7 +51,7 @@ from torchup.export.wheelhouse import build_wheelhouse
 from torchup.hardware.accelerators import Accelerator
 from torchup.interpreters.discover import Interpreter
 
-__all__ = ["env"]  # the fixture, from test_lock
+__all__ = ["conda_env", "env"]  # the fixtures, from test_install and test_lock
 
 CPU = Accelerator(kind="cpu", source="test")
 LOCKED = {
@@ -218,6 +220,66 @@ def test_a_build_of_the_same_version_already_there_is_replaced_by_the_locked_one
     assert result.ok, result.message
     assert module.read_text() == '__version__ = "3.16.1"\n'  # the locked build's
     assert installed(venv, SEEDED) == LOCKED
+
+
+def scripted(folder: Path, version: str, says: str, data: str) -> Path:
+    """``alpha`` ``version``: a module, a script for bin/ and a data file for share/,
+    each saying ``says``."""
+    from indexserver import make_wheel
+
+    path = folder / f"alpha-{version}-py3-none-any.whl"
+    meta = f"Metadata-Version: 2.1\nName: alpha\nVersion: {version}\n".encode()
+    members = {
+        "alpha/__init__.py": says.encode(),
+        f"alpha-{version}.data/scripts/alpha-cli": says.encode(),
+        f"alpha-{version}.data/data/share/{data}": says.encode(),
+    }
+    path.write_bytes(make_wheel(path.name, meta, files=members))
+    return path
+
+
+def test_a_failed_install_into_a_conda_env_takes_back_its_scripts_and_data_files(
+    tmp_path: Path, env: dict[str, str], conda_env: Path
+) -> None:
+    """Not only the site-packages: bin/ and share/ are put back as they were, a script
+    the install replaced restored and a file it added removed."""
+    from indexserver import make_wheel
+
+    files = tmp_path / "work" / "files"
+    files.mkdir(parents=True)
+    python = str(conda_env / "bin" / "python")
+    old = scripted(tmp_path, "0.9", "OLD\n", "alpha-data.txt")
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(old)],
+                   check=True, env=env)  # fmt: skip
+    new = scripted(files, "1.0", "NEW\n", "alpha-more.txt")
+    torch = files / "torch-2.8.0+cpu-py3-none-any.whl"  # installs, and is not torch
+    torch.write_bytes(make_wheel(torch.name, b"Metadata-Version: 2.1\nName: torch\n"
+                                 b"Version: 2.8.0+cpu\n"))  # fmt: skip
+    entries = "".join(
+        f'\n[[packages]]\nname = "{name}"\nversion = "{version}"\nwheels = [{{ path = '
+        f'"files/{f.name}", hashes = {{ sha256 = "{hashlib.sha256(f.read_bytes()).hexdigest()}"'
+        " } }]\n"
+        for name, version, f in (("torch", "2.8.0+cpu", torch), ("alpha", "1.0", new))
+    )
+    path = tmp_path / "work" / "pylock.toml"
+    path.write_text(f'lock-version = "1.0"\ncreated-by = "uv"\n{entries}')
+    site = next((conda_env / "lib").glob("python3.*/site-packages"))
+
+    def everything() -> dict[str, bytes]:
+        return {str(p.relative_to(conda_env)): p.read_bytes() if p.is_file() else b""
+                for folder in (conda_env / "bin", conda_env / "share", site)
+                for p in folder.rglob("*") if "__pycache__" not in p.parts}  # fmt: skip
+
+    before = everything()
+    assert before["bin/alpha-cli"] == b"OLD\n"
+    result = install_lock(path, conda_env=str(conda_env), installer="pip", accelerator=CPU,
+                          env=env, cwd=path.parent, echo=False)  # fmt: skip
+    assert not result.ok
+    assert result.message.endswith("everything was undone"), result.message
+    after = everything()
+    assert after.keys() - before.keys() <= {"share"}  # an empty folder may stay
+    assert after == {k: v for k, v in before.items() if k in after}
+    assert sorted(p.name for p in site.parent.iterdir() if ".torchup-" in p.name) == []
 
 
 # -- a file that is not the locked one -------------------------------------------------

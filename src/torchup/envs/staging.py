@@ -11,8 +11,12 @@
   the copy is installed into and verified, then the two are swapped by renames. The
   original is never written to, so a failure, Ctrl-C or a kill leaves it as it was;
 - a conda env or a system Python (``--system``) cannot be copied (their files embed
-  their prefix), so their ``site-packages`` is copied aside with hard links before an
-  in-place install and restored from that copy when install or verify fails.
+  their prefix), so their ``site-packages`` (purelib, and platlib where it is apart, as
+  ``/usr/lib64`` on Fedora) is copied aside with hard links before an in-place install
+  and restored from that copy when install or verify fails; the files outside it that
+  the installed distributions' RECORDs list (scripts in ``bin/``, data files) are kept
+  aside by name, and on failure one the install added is removed and one it replaced
+  or removed put back (a folder it made for them may stay, empty).
 
 Leftovers of a killed run (``.<name>.torchup-*``) are removed by the next run.
 """
@@ -23,7 +27,7 @@ import contextlib
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -402,6 +406,9 @@ class Staging:
         self.committed = False
         self._site: Path | None = None  # a conda env's or system's site-packages
         self._backup: Path | None = None  # its complete snapshot
+        self._platlib: tuple[Path, Path] | None = None  # platlib, where not purelib
+        self._outside: _Outside | None = None  # the files installs own outside them
+        self._sites: list[Path] = []  # purelib, and platlib where it is apart
         self._lock: _Lock | None = None
         self._made: list[Path] = []  # parent folders this run created, deepest first
         path = target.path
@@ -416,7 +423,9 @@ class Staging:
                 self._made = _make_parents(self.target.path.parent)
                 self._lock = _Lock(self.target.path)
             else:
-                self._site = _site_packages(self.target)
+                sites = _site_packages(self.target)
+                self._site = sites[0] if sites else None
+                self._sites = sites
                 self._lock = _Lock(self._site) if self._site is not None else None
             if self._lock is not None:
                 self._lock.acquire()
@@ -435,14 +444,12 @@ class Staging:
                 _link_copy(self.target.path, self.work)
         elif self._site is not None:
             # a killed run's snapshot is kept: it may be the only good copy left
-            backup = _sibling(self._site, "backup")
-            log.info("snapshotting %s", self._site)
-            try:
-                _link_copy(self._site, backup)
-            except BaseException:
-                shutil.rmtree(backup, ignore_errors=True)  # partial: never restored from
-                raise
-            self._backup = backup
+            self._backup = _snapshot(self._site)
+            if len(self._sites) > 1:  # platlib apart (/usr/lib64/... on Fedora)
+                self._platlib = (self._sites[1], _snapshot(self._sites[1]))
+            # scripts (bin/torchrun) and data files land beside the prefix, not in a
+            # site-packages: what the RECORDs list there is kept aside by name
+            self._outside = _Outside.take(self._sites, _sibling(self._site, "outside"))
 
     @property
     def lock_fds(self) -> tuple[int, ...]:
@@ -476,8 +483,12 @@ class Staging:
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(self.work, path)
-        elif self._backup is not None:
-            shutil.rmtree(self._backup, ignore_errors=True)
+        else:
+            for kept in (self._backup, self._platlib[1] if self._platlib else None):
+                if kept is not None:
+                    shutil.rmtree(kept, ignore_errors=True)
+            if self._outside is not None:
+                self._outside.drop()
         self.committed = True
 
     def __exit__(self, *exc: object) -> None:
@@ -499,17 +510,115 @@ class Staging:
         if self.target.kind == "venv":
             shutil.rmtree(self.work, ignore_errors=True)
             return
+        # what the failed install's RECORDs list outside the site-packages, read before
+        # the snapshots (which list only what was there before) are put back
+        made = self._outside.listed_now(self._sites) if self._outside is not None else set()
         if self._backup is not None and self._site is not None:
-            site = self._site
-            log.warning("restoring %s from its snapshot", site)
-            trash = _sibling(site, "failed")
-            os.replace(site, trash)
+            _restore(self._site, self._backup)
+        if self._platlib is not None:
+            _restore(*self._platlib)
+        if self._outside is not None:
+            self._outside.restore(made)
+
+
+def _snapshot(site: Path) -> Path:
+    """A hard-linked copy of ``site`` beside it; none is left when it fails."""
+    backup = _sibling(site, "backup")
+    log.info("snapshotting %s", site)
+    try:
+        _link_copy(site, backup)
+    except BaseException:
+        shutil.rmtree(backup, ignore_errors=True)  # partial: never restored from
+        raise
+    return backup
+
+
+def _restore(site: Path, backup: Path) -> None:
+    """Put ``site`` back from its snapshot ``backup``."""
+    log.warning("restoring %s from its snapshot", site)
+    trash = _sibling(site, "failed")
+    os.replace(site, trash)
+    try:
+        os.replace(backup, site)
+    except BaseException:
+        os.replace(trash, site)
+        raise
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _outside_files(sites: Sequence[Path]) -> set[Path]:
+    """The files the distributions in ``sites`` own outside them, as their RECORDs list
+    them: console scripts (``../../../bin/torchrun``), headers and data files."""
+    roots = [os.path.join(os.path.abspath(s), "") for s in sites]
+    found: set[Path] = set()
+    for site in sites:
+        for record in site.glob("*.dist-info/RECORD"):
             try:
-                os.replace(self._backup, site)
-            except BaseException:
-                os.replace(trash, site)
-                raise
-            shutil.rmtree(trash, ignore_errors=True)
+                lines = record.read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                # RECORD is CSV: "path,hash,size"; a path holding a comma is quoted
+                name = line[1:].partition('",')[0] if line.startswith('"') else line.split(",")[0]
+                if not name:
+                    continue
+                path = os.path.normpath(os.path.join(site, name))
+                if not any(os.path.join(path, "").startswith(r) for r in roots):
+                    found.add(Path(path))
+    return found
+
+
+class _Outside:
+    """The files outside the site-packages that an install may replace or add (scripts,
+    data), kept aside as hard links before it runs: undone, a file it added is removed
+    and one it replaced or removed is put back."""
+
+    def __init__(self, folder: Path, kept: dict[Path, Path]) -> None:
+        self.folder = folder
+        self.kept = kept  # original path -> its hard link under folder
+
+    @classmethod
+    def take(cls, sites: Sequence[Path], folder: Path) -> _Outside:
+        kept: dict[Path, Path] = {}
+        try:
+            for n, path in enumerate(sorted(_outside_files(sites))):
+                if not path.is_file():
+                    continue
+                folder.mkdir(exist_ok=True)
+                link = folder / str(n)
+                try:
+                    os.link(path, link)
+                except OSError:
+                    shutil.copy2(path, link)
+                kept[path] = link
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return cls(folder, kept)
+
+    def listed_now(self, sites: Sequence[Path]) -> set[Path]:
+        return _outside_files(sites)
+
+    def restore(self, listed: set[Path]) -> None:
+        """Remove what the failed install added (``listed`` now, not kept before) and
+        put back each kept file as it was."""
+        for path in sorted(listed - self.kept.keys()):
+            log.warning("removing %s (the failed install wrote it)", path)
+            with contextlib.suppress(OSError):
+                path.unlink()
+        for path, link in self.kept.items():
+            try:
+                same = os.path.samestat(path.stat(), link.stat())
+            except OSError:
+                same = False
+            if not same:
+                with contextlib.suppress(OSError):
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(link, path)
+        self.drop()
+
+    def drop(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _make_parents(folder: Path) -> list[Path]:
@@ -531,17 +640,23 @@ def _make_parents(folder: Path) -> list[Path]:
     return missing
 
 
-def _site_packages(target: Target) -> Path | None:
+def _site_packages(target: Target) -> list[Path]:
+    """The target's purelib, then its platlib where that is another folder (both
+    existing folders); empty when it has no Python or neither exists."""
     if target.executable is None:
-        return None
+        return []
     from torchup.runner import run
 
-    done = run(
-        [target.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        timeout=30,
+    code = "import sysconfig; p = sysconfig.get_paths(); print(p['purelib']); print(p['platlib'])"
+    lines = run([target.executable, "-c", code], timeout=30).stdout.splitlines()
+    if not lines or not Path(lines[0].strip()).is_dir():
+        return []
+    purelib = Path(lines[0].strip()).resolve()
+    platlib = Path(lines[1].strip()).resolve() if len(lines) > 1 else purelib
+    apart = platlib.is_dir() and not (
+        platlib.is_relative_to(purelib) or purelib.is_relative_to(platlib)
     )
-    site = Path(done.stdout.strip())
-    return site if site.is_dir() else None
+    return [purelib, platlib] if apart else [purelib]
 
 
 def activation(prefix: Path, system: str | None = None) -> dict[str, str]:
