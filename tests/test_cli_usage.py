@@ -36,6 +36,8 @@ def torchup(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
         (["verify", "--venv", ""], "must not be empty"),
         (["install", "--installer", "foo"], "invalid choice: 'foo'"),
         (["plan", "--bogus"], "unrecognized arguments: --bogus"),
+        (["install", "--lock", "pylock.toml", "--offline"], "; --offline would make a new plan"),
+        (["install", "--lock", "pylock.toml", "--allow-name", "troch"], "; --allow-name would"),
     ],
 )
 def test_bad_options_are_usage_errors(tmp_path: Path, argv: list[str], message: str) -> None:

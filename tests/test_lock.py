@@ -475,6 +475,11 @@ GOOD_FILE = '{ name = "a-1-py3-none-any.whl", url = "http://x/a-1-py3-none-any.w
             f'wheels = [{GOOD_FILE}, hashes = {{ md5 = "abc" }} }}]\n',
             "has no sha256",
         ),
+        (
+            'lock-version = "1.0"\ncreated-by = "uv"\n[[packages]]\nname = "app"\n'
+            'directory = { path = "." }\n',
+            "package 'app' has a directory and no wheel or sdist; torchup locks list index",
+        ),
     ],
 )
 def test_bad_locks_say_what_is_wrong(tmp_path: Path, text: str, says: str) -> None:

@@ -70,6 +70,8 @@ _NOT_WITH_LOCK = {
     "find_links": "--find-links",
     "force_incompatible": "--force-incompatible",
     "reinstall": "--reinstall",
+    "offline": "--offline",
+    "allow_name": "--allow-name",
 }
 
 

@@ -391,8 +391,9 @@ def _package(raw: Any, where: str, number: int) -> LockedPackage:
     if isinstance(raw.get("sdist"), dict):
         files.append(_file(raw["sdist"], "sdist", name, where))
     if not files:
-        kinds = [k for k in ("archive", "vcs", "directory") if k in raw]
-        what = f"only a {kinds[0]}" if kinds else "no wheels and no sdist"
+        named = {"archive": "an archive", "vcs": "a VCS checkout", "directory": "a directory"}
+        kinds = [v for k, v in named.items() if k in raw]
+        what = f"{kinds[0]} and no wheel or sdist" if kinds else "no wheels and no sdist"
         raise LockError(
             f"{where!r}: package {name!r} has {what}; torchup locks list index files only",
             hint="make the lock again with `torchup lock`",
