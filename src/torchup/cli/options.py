@@ -4,12 +4,14 @@ is for, and printing the one JSON document."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from torchup.choose.plan import Plan
+    from torchup.interpreters.discover import Interpreter
     from torchup.profiles import Profile
 
 __all__ = [
@@ -194,13 +196,16 @@ def plan_target(
     (``--for`` or the flags, planned with nothing of this machine's) or a Python here.
     A wheel file's path is a :class:`UsageError` unless ``wheel_files`` (``plan``): a lock,
     a wheelhouse and the exports record index files that another machine can fetch."""
-    from torchup.choose.api import plan
-
     if not wheel_files:
         _no_wheel_files(args, requirements)
     profile = target_profile(args)
     if profile is None:
-        return plan(requirements, python=args.python, **plan_kwargs(args))
+        python = _finding(args.python)  # while the planner's modules load
+        from torchup.choose.api import plan
+
+        return plan(requirements, python=python(), **plan_kwargs(args))
+    from torchup.choose.api import plan
+
     made = plan(
         requirements,
         python=profile.python,
@@ -216,6 +221,46 @@ def plan_target(
     from torchup.choose.plan import build_script_command
 
     return replace(made, build_script=build_script_command(made.build_script[2], _target(args)))
+
+
+def _finding(spec: str | None) -> Callable[[], Interpreter | str | None]:
+    """Start finding the Python ``--python SPEC`` names (or the default one) in a
+    thread, and return what waits for it: the planner's imports (~60 ms) then overlap
+    the probe, which runs that Python (~40 ms of waiting, the first time). The waiter
+    returns the probed interpreter, or raises what finding it raised, as ``plan()``
+    would. A version SPEC is returned as given: it needs discovery, whose list the
+    planner keeps for the other Pythons it may suggest."""
+    import threading
+    from pathlib import Path
+
+    # imported here, not in the thread: two threads importing at once can meet an
+    # import cycle half done
+    from torchup.interpreters import discover
+
+    found: list[Interpreter | str | None] = []
+    failed: list[BaseException] = []
+
+    def find() -> None:
+        try:
+            if spec is not None and discover.is_version_spec(spec):
+                found.append(spec)
+            elif spec:
+                found.append(discover.select(spec, env=os.environ, cwd=Path.cwd()))
+            else:
+                found.append(discover.default_interpreter(env=os.environ, cwd=Path.cwd()))
+        except BaseException as exc:  # raised again in the caller's thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=find, name="torchup-find-python", daemon=True)
+    worker.start()
+
+    def wait() -> Interpreter | str | None:
+        worker.join()
+        if failed:
+            raise failed[0]
+        return found[0]
+
+    return wait
 
 
 def _no_wheel_files(args: argparse.Namespace, requirements: Sequence[str]) -> None:
