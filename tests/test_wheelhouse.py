@@ -77,6 +77,10 @@ class Faults:
     #: answer 503 to everything
     down: bool = False
     ignore_range: bool = False
+    #: filename -> the Content-Length to state instead of the true one (the body is whole)
+    stated_length: dict[str, int] = field(default_factory=dict)
+    #: filenames sent 10 bytes short, with no Content-Length (the close ends the body)
+    short_unstated: set[str] = field(default_factory=set)
 
 
 class FileServer:
@@ -165,7 +169,11 @@ class FileServer:
         h.send_response(200)
         kind = "text/html" if target.name == "index.html" else "application/octet-stream"
         h.send_header("Content-Type", kind)
-        h.send_header("Content-Length", str(len(data)))
+        if target.name in self.faults.short_unstated:
+            h.end_headers()
+            h.wfile.write(data[:-10])
+            return None
+        h.send_header("Content-Length", str(self.faults.stated_length.get(target.name, len(data))))
         h.send_header("Accept-Ranges", "bytes")
         h.end_headers()
         cut = self.faults.cut_after.pop(target.name, None)
@@ -499,6 +507,84 @@ def test_a_tampered_file_fails_naming_both_hashes_and_leaves_nothing(
     assert not (files / f"{BIG}.part").exists()
     assert not (house / "simple").exists()
     assert not (house / "pylock.toml").exists()
+
+
+ALPHA = WHEELS[0][0]
+GAMMA = WHEELS[2][0]
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_lock_naming_other_bytes_leaves_a_complete_wheelhouse_as_it_was(
+    site: Site, tmp_path: Path
+) -> None:
+    house = tmp_path / "house"
+    build_wheelhouse(site.lock(tmp_path / "good.toml"), house)
+    before = contents(house)
+    other = site.lock(tmp_path / "other.toml", sha={ALPHA: "0" * 64})
+    with pytest.raises(HashMismatchError):
+        build_wheelhouse(other, house)
+    marker = house / MARKER  # says a build is under way, until one completes
+    after = contents(house)
+    assert after.pop(MARKER) != before.pop(MARKER)
+    assert json.loads(marker.read_text())["complete"] is False
+    assert after == before  # alpha's good file is still there, and the pages naming it
+
+
+def test_the_first_failure_stops_the_files_queued_after_it(site: Site, tmp_path: Path) -> None:
+    lock = site.lock(tmp_path / "pylock.toml", sha={ALPHA: "0" * 64})
+    with pytest.raises(HashMismatchError):
+        build_wheelhouse(lock, tmp_path / "house", jobs=1)
+    assert [e.path.rpartition("/")[2] for e in site.server.file_requests()] == [ALPHA]
+
+
+def test_ctrl_c_stops_the_download_at_once_and_keeps_its_part(site: Site, tmp_path: Path) -> None:
+    import signal
+
+    lock = site.lock(tmp_path / "pylock.toml")
+    house = tmp_path / "house"
+    interrupted = []
+
+    def ctrl_c_in_the_big_file(event: FileProgress) -> None:
+        if event.filename == BIG and event.event == "bytes" and not interrupted:
+            interrupted.append(event.done)
+            os.kill(os.getpid(), signal.SIGINT)  # to the main thread, as a terminal does
+
+    with pytest.raises(KeyboardInterrupt):
+        build_wheelhouse(lock, house, jobs=1, progress=ctrl_c_in_the_big_file)
+    fetched = [e.path.rpartition("/")[2] for e in site.server.file_requests()]
+    assert fetched == [ALPHA, BIG]  # gamma, queued, never started
+    part = house / "files" / f"{BIG}.part"
+    assert 0 < part.stat().st_size < len(site.wheels[BIG])  # kept, for the next run
+    assert not (house / "simple").exists()
+
+
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [
+        ("stated", "the lock says {size} bytes, and {url} says it is {wrong}"),
+        ("unstated", "the lock says {size} bytes, and {url} gives {short}"),
+    ],
+)
+def test_a_file_of_another_length_fails_naming_both_lengths(
+    site: Site, tmp_path: Path, fault: str, says: str
+) -> None:
+    size = len(site.wheels[GAMMA])
+    if fault == "stated":
+        site.server.faults.stated_length[GAMMA] = size + 10
+    else:
+        site.server.faults.short_unstated.add(GAMMA)
+    lock = site.lock(tmp_path / "pylock.toml")
+    house = tmp_path / "house"
+    with pytest.raises(HashMismatchError) as failed:
+        build_wheelhouse(lock, house)
+    url = f"{site.server.url}/files/{GAMMA.replace('+', '%2B')}"
+    assert says.format(size=size, url=url, wrong=size + 10, short=size - 10) in str(failed.value)
+    assert not (house / "files" / f"{GAMMA}.part").exists()
+    asked = [e for e in site.server.file_requests() if url.endswith(e.path)]
+    assert len(asked) == 1  # asked once: the length says it all
 
 
 def test_credentials_in_urls_work_and_are_never_written(site: Site, tmp_path: Path) -> None:

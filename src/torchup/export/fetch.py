@@ -81,6 +81,24 @@ class HashMismatchError(WheelhouseError):
         self.got = got
 
 
+class SizeMismatchError(HashMismatchError):
+    """A file whose length, as its server states it or as it arrives, is not the lock's
+    (known before its bytes are: a length that is wrong cannot give the locked hash)."""
+
+    def __init__(self, filename: str, source: str, size: int, served: str) -> None:
+        WheelhouseError.__init__(
+            self,
+            f"{filename}: the lock says {size} bytes, and {redact(source)} {served}; the "
+            "partial file was deleted",
+            hint="the file changed after the lock was made, or the server is not giving "
+            "it whole; if the change is expected, make the lock again (torchup lock)",
+        )
+        self.filename = filename
+        self.source = redact(source)
+        self.expected = f"{size} bytes"
+        self.got = served
+
+
 class NoSpaceError(WheelhouseError):
     """The wheelhouse's disk is full (or would be)."""
 
@@ -178,8 +196,9 @@ def fetch_file(
         if dest.is_file():
             if _matches(dest, sha256, size):
                 return Fetched(path=dest, state="reused", fetched=0, reused=dest.stat().st_size)
-            log.warning("%s on disk is not the locked file; fetching it again", dest.name)
-            dest.unlink()
+            # kept until the locked file has arrived whole and replaced it: a lock that
+            # names bytes no source gives must not take a good wheelhouse's file away
+            log.warning("%s on disk is not the locked file; fetching the locked one", dest.name)
         local = local_source(source, base)
         if local is not None:
             return _copy(
@@ -234,6 +253,8 @@ class _Sink:
         #: the file's length as the last response gave it (Content-Length of a 200, the
         #: total of a 206's Content-Range), when it said
         self.served_size: int | None = None
+        #: the last response was the file from its start (a 200), not a range of it
+        self.whole = False
         self.out: BinaryIO | None = None
 
     def open(self, *, keep: bool) -> int:
@@ -258,7 +279,7 @@ class _Sink:
         assert self.out is not None
         self.written += len(chunk)
         if self.size is not None and self.written > self.size:
-            self.fail(f"more than the {self.size} bytes the lock says")
+            self.fail_size(f"sends more ({self.written} bytes so far)")
         self.digest.update(chunk)
         self.out.write(chunk)
 
@@ -267,10 +288,13 @@ class _Sink:
             self.out.close()
             self.out = None
 
-    def fail(self, got: str) -> None:
+    def fail_size(self, served: str) -> None:
+        """Delete the ``.part`` and raise :class:`SizeMismatchError` (``served``: what
+        the server gives, as a phrase)."""
+        assert self.size is not None
         self.close()
         self.part.unlink(missing_ok=True)
-        raise HashMismatchError(self.filename, self.source, self.sha256, got)
+        raise SizeMismatchError(self.filename, self.source, self.size, served)
 
     def finish(self, dest: Path) -> bool:
         """Close; rename to ``dest`` when the hash is right (True), else delete (False)."""
@@ -349,10 +373,12 @@ def _download(
             sink.close()
             raise
         fetched += got
-        if size is not None and sink.served_size is not None and sink.served_size != size:
-            sink.fail(f"a file of {sink.served_size} bytes, not the {size} the lock says")
         if size is not None and sink.written < size and got:
-            # the body ended early without an error (no Content-Length): resume
+            if sink.whole and sink.served_size is None:
+                # the whole file, its end marked by the connection closing (no
+                # Content-Length): that is all the server has, asked again or not
+                sink.fail_size(f"gives {sink.written}")
+            # a range that ended early without an error: resume
             if attempt == attempts:
                 break
             log.info("%s: the response ended at %d bytes; resuming", dest.name, sink.written)
@@ -413,6 +439,9 @@ def _stream(
         elif response.status_code not in (200, 206):
             raise status_error(final_url, response)
         sink.served_size = _served_size(response)
+        sink.whole = response.status_code == 200
+        if sink.size is not None and sink.served_size not in (None, sink.size):
+            sink.fail_size(f"says it is {sink.served_size}")  # before a byte of it comes
         for chunk in response.iter_bytes(CHUNK):
             if stop.is_set():
                 raise FetchCancelled

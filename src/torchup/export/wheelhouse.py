@@ -42,7 +42,7 @@ import logging
 import threading
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -402,6 +402,17 @@ def _fetch_all(
                 progress(event)
 
     def one(item: _Item) -> Fetched:
+        if stop.is_set():  # queued behind a failure that a worker met before the caller saw
+            raise FetchCancelled
+        try:
+            return fetch_one(item)
+        except FetchCancelled:
+            raise
+        except BaseException:
+            stop.set()  # here, not when the caller looks: this worker's next item is next
+            raise
+
+    def fetch_one(item: _Item) -> Fetched:
         f = item.file
         dest = files_dir / f.filename
         part = dest.with_name(dest.name + ".part")
@@ -421,12 +432,20 @@ def _fetch_all(
                           state=result.state))  # fmt: skip
         return result
 
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(items) or 1))) as pool:
-        futures: list[Future[Fetched]] = [pool.submit(one, item) for item in items]
-        for future in futures:
-            if future.exception() is not None:
-                stop.set()
-    errors = [e for fu in futures if (e := fu.exception()) is not None]
+    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(items) or 1)))
+    futures: list[Future[Fetched]] = [pool.submit(one, item) for item in items]
+    try:
+        # the first failure (or Ctrl-C) stops the rest at once: the downloads running
+        # end at their next chunk (their .part kept), the queued ones never start
+        wait(futures, return_when=FIRST_EXCEPTION)
+    except BaseException:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    if any(fu.done() and fu.exception() is not None for fu in futures):
+        stop.set()
+    pool.shutdown(wait=True, cancel_futures=True)
+    errors = [e for fu in futures if not fu.cancelled() and (e := fu.exception()) is not None]
     real = [e for e in errors if not isinstance(e, FetchCancelled)]
     if real or errors:
         raise (real or errors)[0]
