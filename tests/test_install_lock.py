@@ -39,6 +39,7 @@ from test_plan import pyenv
 from torchup.envs.fromlock import chosen_files, install_lock, plan_of_lock
 from torchup.export.fit import LockUnfitError, lock_fits
 from torchup.export.lock import lock
+from torchup.export.lockcheck import check_lock
 from torchup.export.pylock import (
     Lock,
     LockedFile,
@@ -405,6 +406,13 @@ def test_a_wheelhouse_lock_installs_from_its_folder_with_no_server(
     with serving(root) as served:
         path = locked(tmp_path, (root, served), env)
         build_wheelhouse(path, house)
+        # checked from anywhere: its paths are the lock folder's (PEP 751), not the
+        # working folder's (this process's is the repository)
+        where = (root, served.url, served.url.removesuffix("/whl") + "/simple")
+        check = check_lock(house / "pylock.toml", uv=uv(), env=env,
+                           plan_fn=lambda _: make_plan(where, env))  # fmt: skip
+        assert [f.reason for f in check.files if not f.ok] == []
+        assert check.still_installs
     # the server is gone: only the folder's files can be installed
     text = (house / "pylock.toml").read_text()
     assert 'path = "files/' in text

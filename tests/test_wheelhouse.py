@@ -81,6 +81,8 @@ class Faults:
     stated_length: dict[str, int] = field(default_factory=dict)
     #: filenames sent 10 bytes short, with no Content-Length (the close ends the body)
     short_unstated: set[str] = field(default_factory=set)
+    #: filenames sent whole, with no Content-Length (the close ends the body)
+    unstated: set[str] = field(default_factory=set)
 
 
 class FileServer:
@@ -169,9 +171,9 @@ class FileServer:
         h.send_response(200)
         kind = "text/html" if target.name == "index.html" else "application/octet-stream"
         h.send_header("Content-Type", kind)
-        if target.name in self.faults.short_unstated:
+        if target.name in self.faults.short_unstated | self.faults.unstated:
             h.end_headers()
-            h.wfile.write(data[:-10])
+            h.wfile.write(data[:-10] if target.name in self.faults.short_unstated else data)
             return None
         h.send_header("Content-Length", str(self.faults.stated_length.get(target.name, len(data))))
         h.send_header("Accept-Ranges", "bytes")
@@ -585,6 +587,24 @@ def test_a_file_of_another_length_fails_naming_both_lengths(
     assert not (house / "files" / f"{GAMMA}.part").exists()
     asked = [e for e in site.server.file_requests() if url.endswith(e.path)]
     assert len(asked) == 1  # asked once: the length says it all
+
+
+def test_a_file_served_with_no_length_is_there_for_a_check(site: Site, tmp_path: Path) -> None:
+    """``lock --check`` asks only for the headers: a server that states no length (as
+    pip, uv and the wheelhouse all accept) has the file, of a length not said."""
+    from torchup.export._probe import probe_all
+
+    site.server.faults.unstated.add(GAMMA)
+    gamma = f"{site.server.url}/files/{GAMMA.replace('+', '%2B')}"
+    missing = f"{site.server.url}/files/nothing-1.0-py3-none-any.whl"
+    session = HttpSession()
+    try:
+        got = probe_all(session, [gamma, missing])
+    finally:
+        session.close()
+    assert got == [(None, ""), (None, f"HTTP 404 from {missing}")]
+    made = build_wheelhouse(site.lock(tmp_path / "pylock.toml"), tmp_path / "house")
+    assert {f.filename for f in made.files} >= {GAMMA}
 
 
 def test_credentials_in_urls_work_and_are_never_written(site: Site, tmp_path: Path) -> None:

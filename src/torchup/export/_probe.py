@@ -24,11 +24,13 @@ if TYPE_CHECKING:
 __all__ = ["load_sizes", "probe_all", "save_sizes", "session_for"]
 
 
-def _local_path(url: str) -> Path | None:
+def _local_path(url: str, base: Path | None) -> Path | None:
+    """The file a ``file:`` URL or a path names; a relative path is relative to ``base``
+    (a lock's folder, PEP 751), else to the working folder."""
     if url.startswith("file:"):
         return Path(unquote(urlsplit(url).path))
     if "://" not in url:
-        return Path(url)
+        return base / url if base is not None else Path(url)
     return None
 
 
@@ -48,12 +50,13 @@ def session_for(sources: Sources | None, *, read_timeout: float = 15.0) -> HttpS
     return session
 
 
-def _probe(session: HttpSession, url: str) -> tuple[int | None, str]:
-    """``(size, "")`` for a file that is there, ``(None, why)`` for one that is not.
+def _probe(session: HttpSession, url: str, base: Path | None) -> tuple[int | None, str]:
+    """``(size, "")`` for a file that is there, ``(None, why)`` for one that is not, and
+    ``(None, "")`` for one that is there whose server gives no length.
 
     Only the response's headers are read (a streamed GET, closed at once): some file
     hosts answer HEAD differently from GET, and a wheel is never downloaded."""
-    path = _local_path(url)
+    path = _local_path(url, base)
     if path is not None:
         try:
             return path.stat().st_size, ""
@@ -68,19 +71,23 @@ def _probe(session: HttpSession, url: str) -> tuple[int | None, str]:
             return None, f"HTTP {response.status_code} from {redact(url)}"
         length = response.headers.get("content-length")
         if length is None or not length.isdigit():
-            return None, f"{redact(url)} gives no Content-Length"
+            return None, ""  # there (pip and uv fetch it), of a length not said
         return int(length), ""
     finally:
         response.close()
 
 
-def probe_all(session: HttpSession, urls: Sequence[str]) -> list[tuple[int | None, str]]:
+def probe_all(
+    session: HttpSession, urls: Sequence[str], *, base: Path | None = None
+) -> list[tuple[int | None, str]]:
+    """:func:`_probe` of each of ``urls``, concurrently; a relative path is relative to
+    ``base``."""
     from concurrent.futures import ThreadPoolExecutor
 
     if not urls:
         return []
     with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:
-        return list(pool.map(lambda u: _probe(session, u), urls))
+        return list(pool.map(lambda u: _probe(session, u, base), urls))
 
 
 def load_sizes(path: Path) -> dict[str, int]:

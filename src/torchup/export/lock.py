@@ -377,7 +377,11 @@ def _with_sizes(
         finally:
             if own:
                 session.close()
-    bad = [f"{filename_of(u)}: {why}" for u, (size, why) in probed.items() if size is None]
+    bad = [
+        f"{filename_of(u)}: {why or f'{redact(u)} gives no Content-Length'}"
+        for u, (size, why) in probed.items()
+        if size is None
+    ]
     if bad:
         raise LockError(
             "cannot tell the size of every locked file:\n" + "\n".join(f"  - {b}" for b in bad),

@@ -88,12 +88,14 @@ class LockCheck:
 
 def _states(old: Lock, fresh: Lock | None, sources: Sources | None) -> tuple[FileState, ...]:
     """Each file of ``old``: still there with its size, and (where ``fresh`` lists the
-    same file, as its index now gives it) with its sha256."""
+    same file, as its index now gives it) with its sha256. A path is relative to the
+    lock's folder (PEP 751), wherever the check runs."""
     now = {f.filename: f.sha256 for _, f in fresh.files()} if fresh is not None else {}
     entries = old.files()
     session = session_for(sources)
+    base = old.path.parent if old.path is not None else None
     try:
-        probed = probe_all(session, [f.url for _, f in entries])
+        probed = probe_all(session, [f.url for _, f in entries], base=base)
     finally:
         session.close()
     states = []
