@@ -480,6 +480,20 @@ GOOD_FILE = '{ name = "a-1-py3-none-any.whl", url = "http://x/a-1-py3-none-any.w
             'directory = { path = "." }\n',
             "package 'app' has a directory and no wheel or sdist; torchup locks list index",
         ),
+        *(
+            (
+                f'lock-version = "1.0"\ncreated-by = "torchup"\npackages = []\n'
+                f'[tool.torchup]\n{top}[tool.torchup.python]\nversion = "3.11"\n{inner}',
+                says,
+            )
+            for top, inner, says in [
+                ("", 'tag-count = "many"\n', "python.tag-count is a string, not an integer"),
+                ("", 'markers = "linux"\n', "python.markers is a string, not a table"),
+                ('requirements = "torch==2.8.0"\n', "", "requirements is a string, not an array"),
+                ("requirements = [1]\n", "", "requirements holds more than strings"),
+                ("", 'free-threaded = "no"\n', "free-threaded is a string, not true or false"),
+            ]
+        ),
     ],
 )
 def test_bad_locks_say_what_is_wrong(tmp_path: Path, text: str, says: str) -> None:

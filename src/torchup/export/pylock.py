@@ -435,10 +435,29 @@ def _file(raw: Any, kind: Literal["wheel", "sdist"], package: str, where: str) -
     return LockedFile(filename=filename, url=url, sha256=sha.lower(), size=size, kind=kind)
 
 
+_KINDS: dict[type, str] = {str: "a string", int: "an integer", bool: "true or false",
+                          list: "an array", dict: "a table"}  # fmt: skip
+
+
+def _field(table: Mapping[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
+    """``table[key]`` (``default`` when absent; ``key`` may be dotted, ``python.tag``),
+    which must be of ``kind``; a :class:`LockError` naming it otherwise (a hand-edited
+    table, not a crash)."""
+    value = table.get(key.rpartition(".")[2], default)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    raise LockError(
+        f"{where}: [tool.torchup] {key} is {_KINDS.get(type(value), type(value).__name__)}, "
+        f"not {_KINDS[kind]}",
+        hint="the table was edited by hand; make the lock again with `torchup lock`",
+    )
+
+
 def _made_for(table: dict[str, Any], where: str) -> MadeFor:
     python = table.get("python", {})
     if not isinstance(python, dict) or not isinstance(python.get("version"), str):
         raise LockError(f"{where!r}: [tool.torchup] has no python.version")
+    at = repr(where)
     files = tuple(
         FamilyFile(
             name=str(f.get("name", "")),
@@ -447,25 +466,33 @@ def _made_for(table: dict[str, Any], where: str) -> MadeFor:
             sha256=_opt_str(f.get("sha256")),
             index=str(f.get("index", "")),
         )
-        for f in table.get("files", [])
+        for f in _field(table, "files", list, [], at)
         if isinstance(f, dict)
     )
+    requirements = _field(table, "requirements", list, [], at)
+    if not all(isinstance(r, str) for r in requirements):
+        raise LockError(
+            f"{at}: [tool.torchup] requirements holds more than strings",
+            hint="the table was edited by hand; make the lock again with `torchup lock`",
+        )
+    markers = _field(python, "python.markers", dict, {}, at)
     accel = table.get("accelerator")
+    sources = table.get("sources")
     return MadeFor(
         torchup=str(table.get("version", "")),
-        requirements=tuple(str(r) for r in table.get("requirements", [])),
+        requirements=tuple(requirements),
         python_version=python["version"],
         implementation=str(python.get("implementation", "")),
-        free_threaded=bool(python.get("free-threaded", False)),
+        free_threaded=_field(python, "python.free-threaded", bool, False, at),
         platform=str(python.get("platform", "")),
         tag=str(python.get("tag", "")),
-        tag_count=int(python.get("tag-count", 0)),
-        markers={str(k): str(v) for k, v in python.get("markers", {}).items()},
+        tag_count=_field(python, "python.tag-count", int, 0, at),
+        markers={str(k): str(v) for k, v in markers.items()},
         backend=str(table.get("backend", "")),
         variant=_opt_str(table.get("variant")),
         release=_opt_str(table.get("release")),
         accelerator=accel if isinstance(accel, dict) else None,
-        sources=table.get("sources", {}) if isinstance(table.get("sources"), dict) else {},
+        sources=sources if isinstance(sources, dict) else {},
         files=files,
     )
 
