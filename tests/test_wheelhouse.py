@@ -629,9 +629,9 @@ def test_a_lock_fetches_from_a_private_index_with_pip_configs_credentials(
     lock = site.lock(tmp_path / "pylock.toml", base=f"http://127.0.0.1:{port}/private")
     env = {**quiet_env(tmp_path), "TORCHUP_CACHE_DIR": str(tmp_path / "cache")}
 
-    def wheelhouse(name: str, conf: str) -> subprocess.CompletedProcess[str]:
+    def wheelhouse(name: str, conf: str, *extra: str) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "torchup", "wheelhouse", str(tmp_path / name),
-                "--lock", str(lock), "--json"]  # fmt: skip
+                "--lock", str(lock), "--json", *extra]  # fmt: skip
         return subprocess.run(argv, env={**env, "PIP_CONFIG_FILE": conf}, capture_output=True,
                               text=True, check=False, timeout=120)  # fmt: skip
 
@@ -651,6 +651,17 @@ def test_a_lock_fetches_from_a_private_index_with_pip_configs_credentials(
     written = [p.read_bytes() for p in (tmp_path / "with").rglob("*") if p.is_file()]
     assert not [b for b in written if b"s3cret" in b]
     assert "s3cret" not in made.stdout + made.stderr
+    # the index named on the command line gives them as well, over pip's configuration
+    private = f"http://user:s3cret@127.0.0.1:{port}/private/simple"
+    given = wheelhouse("given", os.devnull, "--index-url", private)
+    assert given.returncode == 0, given.stdout + given.stderr
+    assert listing(tmp_path / "given" / "files") == listing(tmp_path / "with" / "files")
+    assert "s3cret" not in given.stdout + given.stderr
+    # options that would plan are refused, not ignored
+    planning = wheelhouse("planning", os.devnull, "--backend", "cu126", "--offline")
+    assert planning.returncode == 2
+    assert "--backend, --offline would make a new plan" in planning.stdout
+    assert not (tmp_path / "planning").exists()
 
 
 @pytest.mark.parametrize(

@@ -54,27 +54,52 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+#: options that plan, which a lock has done: refused with --lock (the index options are
+#: taken, for the credentials of their hosts)
+_PLANNING = {
+    "requirements": "requirements",
+    "python": "--python",
+    "for_profile": "--for",
+    "python_version": "--python-version",
+    "platform": "--platform",
+    "gpu": "--gpu",
+    "driver": "--driver",
+    "rocm": "--rocm",
+    "backend": "--backend",
+    "offline": "--offline",
+    "allow_name": "--allow-name",
+}
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from torchup.render.export import render_wheelhouse
 
-    if args.lock is not None and (args.requirements or args.for_profile or args.python):
+    planning = [flag for dest, flag in _PLANNING.items() if getattr(args, dest, None)]
+    if args.lock is not None and planning:
         raise UsageError(
-            "--lock fetches what the lock holds; requirements, --python and --for make a "
-            "new plan instead",
+            f"--lock fetches what the lock holds; {', '.join(planning)} would make a new "
+            "plan instead",
             hint=f"torchup wheelhouse {args.directory} --lock {args.lock}, or drop --lock",
         )
     if args.lock is not None:
-        # a lock's URLs carry no credentials: pip's configured indexes give them (and its
-        # CA bundle and trusted hosts), as they do to pip for an index URL without any
+        # a lock's URLs carry no credentials: the indexes named on the command line, else
+        # pip's configured ones, give them (and pip's CA bundle and trusted hosts), as
+        # they do to pip for an index URL without any
         import os
 
-        from torchup.index.sources import pip_sources
+        from torchup.choose.reading import sources_for
 
-        house: Wheelhouse | None = _build(
-            args, Path(args.lock), sources=pip_sources(env=os.environ)
+        sources = sources_for(
+            os.environ,
+            prefix=None,
+            index_url=args.index_url,
+            extra_index_urls=args.extra_index_url,
+            find_links=args.find_links,
+            torch_index_url=args.torch_index_url,
         )
+        house: Wheelhouse | None = _build(args, Path(args.lock), sources=sources)
     else:
         house = _from_plan(args)
     if house is None:
