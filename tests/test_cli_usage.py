@@ -38,6 +38,9 @@ def torchup(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
         (["plan", "--bogus"], "unrecognized arguments: --bogus"),
         (["install", "--lock", "pylock.toml", "--offline"], "; --offline would make a new plan"),
         (["install", "--lock", "pylock.toml", "--allow-name", "troch"], "; --allow-name would"),
+        (["wheelhouse", "d", "--base-url", "mirror.example/wh"], "is not an http://, https://"),
+        (["wheelhouse", "d", "--base-url", "https://m.example/wh/?x=1"], "has a query or"),
+        (["wheelhouse", "d", "--base-url", "https:///wh"], "'https:///wh' has no host"),
     ],
 )
 def test_bad_options_are_usage_errors(tmp_path: Path, argv: list[str], message: str) -> None:

@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--base-url",
         metavar="URL",
-        type=o.given,
+        type=_base_url,
         help="where DIR will be served (https://mirror.example/torch): the rewritten "
         "DIR/pylock.toml points there (default: paths relative to it)",
     )
@@ -69,6 +69,14 @@ _PLANNING = {
     "offline": "--offline",
     "allow_name": "--allow-name",
 }
+
+
+def _base_url(value: str) -> str:
+    from torchup.export.wheelhouse import base_url_problem
+
+    if problem := base_url_problem(o.given(value)):
+        raise argparse.ArgumentTypeError(problem)
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -50,6 +50,7 @@ from urllib.parse import quote
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
+from torchup.errors import UsageError
 from torchup.export import _toml, static_index
 from torchup.export.fetch import (
     FetchCancelled,
@@ -215,6 +216,8 @@ def build_wheelhouse(
     :class:`WheelhouseDirError`, :class:`HashMismatchError`, :class:`NoSpaceError`,
     :class:`WheelhouseError`, or :class:`~torchup.errors.IndexFetchError`.
     """
+    if base_url is not None and (problem := base_url_problem(base_url)):
+        raise UsageError(problem, hint="e.g. --base-url https://mirror.example/torch")
     text = _read_lock(lock_path)
     items = _items(text, lock_path)  # validated first: every LockError before any write
     raw = _loads(text, str(lock_path))
@@ -328,6 +331,33 @@ plain wheel or sdist file name
             f"{where!r} names a file {filename!r}, which is not a plain wheel or sdist file name",
             hint="the lock was damaged or edited by hand; make it again",
         )
+
+
+def base_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be where a wheelhouse is served, or ``None``: files are named
+    ``<url>/files/<file>``, so it must be an ``http(s)://`` URL with a host (or a
+    ``file://`` one) without a query or fragment.
+
+    >>> base_url_problem("https://mirror.example/wh/") is None
+    True
+    >>> base_url_problem("mirror.example/wh")
+    "'mirror.example/wh' is not an http://, https:// or file:// URL"
+    """
+    from urllib.parse import urlsplit
+
+    shown = redact(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:
+        return f"{shown!r} is not a valid URL: {exc}"
+    if parts.scheme.lower() not in ("http", "https", "file"):
+        return f"{shown!r} is not an http://, https:// or file:// URL"
+    if parts.scheme.lower() != "file" and not host:
+        return f"{shown!r} has no host"
+    if parts.query or parts.fragment:
+        return f"{shown!r} has a query or fragment: the files' URLs are made from its path"
+    return None
 
 
 def _location(filename: str, base_url: str | None) -> dict[str, str]:
