@@ -607,6 +607,24 @@ def test_a_file_served_with_no_length_is_there_for_a_check(site: Site, tmp_path:
     assert {f.filename for f in made.files} >= {GAMMA}
 
 
+def test_the_summary_names_where_the_wheelhouse_will_be_served(site: Site, tmp_path: Path) -> None:
+    from torchup.render.export import render_wheelhouse
+
+    lock = site.lock(tmp_path / "pylock.toml")
+    here = render_wheelhouse(build_wheelhouse(lock, tmp_path / "here"))
+    # no torch in this lock: its own packages are what to install, not a torch
+    pins = "alpha==1.0 beta==1.2 gamma-pkg==0.1+cpu"
+    assert f"  pip install --index-url http://HOST:8000/simple/ {pins}" in here
+    assert "torch" not in here.replace("torchup", "")
+    there = render_wheelhouse(
+        build_wheelhouse(lock, tmp_path / "there", base_url="https://u:tok@mirror.example/wh/")
+    )
+    assert f"  uv pip install --index-url https://mirror.example/wh/simple/ {pins}" in there
+    assert "points at https://mirror.example/wh/files/" in there
+    assert "HOST" not in there
+    assert "tok" not in there
+
+
 def test_credentials_in_urls_work_and_are_never_written(site: Site, tmp_path: Path) -> None:
     port = site.server.httpd.server_port
     lock = site.lock(tmp_path / "pylock.toml", base=f"http://user:s3cret@127.0.0.1:{port}/private")

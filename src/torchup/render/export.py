@@ -115,12 +115,20 @@ def render_wheelhouse(house: Wheelhouse) -> str:
         f"{len(house.projects)} projects; {fetched} fetched ({megabytes(house.bytes_downloaded)}), "
         f"{reused} already there",
         f"  index: {house.directory}/simple/ (PEP 503 pages, PEP 691 JSON, PEP 658 metadata)",
-        f"  lock:  {house.lock} (points at the files here)",
-        "serve it: python -m http.server -d " + str(house.directory) + " 8000",
+    ]
+    served = house.index_url.startswith(("http://", "https://"))  # --base-url was given
+    index = redact(house.index_url) if served else "http://HOST:8000/simple/"
+    root = index.removesuffix("simple/").rstrip("/")
+    lines += [
+        f"  lock:  {house.lock} (points at {root + '/files/' if served else 'the files here'})",
+        "serve it: python -m http.server -d "
+        + str(house.directory)
+        + " 8000"
+        + (f" (or any static host, as {root}/)" if served else ""),
         "install from it, offline:",
         f"  torchup install --lock {house.lock}",
-        "  pip install --index-url http://HOST:8000/simple/ " + " ".join(_pins(house)),
-        "  uv pip install --index-url http://HOST:8000/simple/ " + " ".join(_pins(house)),
+        f"  pip install --index-url {index} " + " ".join(_pins(house)),
+        f"  uv pip install --index-url {index} " + " ".join(_pins(house)),
     ]
     lines += [f"warning: {w}" for w in house.warnings]
     return "\n".join(lines)
@@ -128,8 +136,9 @@ def render_wheelhouse(house: Wheelhouse) -> str:
 
 def _pins(house: Wheelhouse) -> list[str]:
     """The family's pins as the wheelhouse holds them (what a user types to install)."""
-    seen = {}
-    for f in house.files:
-        if canonicalize_name(f.project) in _FAMILY:
-            seen[f.project] = f"{f.project}=={f.version}"
-    return list(seen.values()) or ["torch"]
+    family = {f.project: f"{f.project}=={f.version}" for f in house.files
+              if canonicalize_name(f.project) in _FAMILY}  # fmt: skip
+    if family:
+        return list(family.values())
+    # a lock without torch: everything it holds, each at its version
+    return list({f.project: f"{f.project}=={f.version}" for f in house.files}.values())
