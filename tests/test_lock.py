@@ -508,6 +508,19 @@ def test_a_missing_lock_is_a_lock_error(tmp_path: Path) -> None:
         read_lock(tmp_path / "nope.toml")
 
 
+def test_check_refuses_a_lock_without_torch_instead_of_planning_torch(tmp_path: Path) -> None:
+    path = write(tmp_path, 'lock-version = "1.0"\ncreated-by = "uv"\npackages = []\n')
+    planned: list[object] = []
+
+    def plan_fn(reqs: object) -> torchup.Plan:
+        planned.append(reqs)
+        raise AssertionError("planned")
+
+    with pytest.raises(LockError, match="holds no torch"):
+        check_lock(path, plan_fn=plan_fn, uv="uv")
+    assert planned == []  # nothing was planned (torch, by default, it used to be)
+
+
 def nvidia(driver: str) -> Accelerator:
     gpu = Gpu(vendor="nvidia", index=0, name="NVIDIA GeForce RTX 4090", arch="8.9",
               memory_mib=None, source="test")  # fmt: skip

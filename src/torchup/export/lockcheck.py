@@ -20,7 +20,7 @@ from torchup.errors import TorchupError
 from torchup.export._probe import probe_all, session_for
 from torchup.export.fit import LockFit, lock_fits
 from torchup.export.lock import SCHEMA, make_lock
-from torchup.export.pylock import FAMILY, Change, Lock, diff_locks, read_lock
+from torchup.export.pylock import FAMILY, Change, Lock, LockError, diff_locks, read_lock
 from torchup.index.pages import redact
 
 if TYPE_CHECKING:
@@ -124,13 +124,20 @@ def check_lock(
     ``plan_fn(requirements)`` plans the lock's recorded requirements for the same
     target (the CLI passes the same ``--python``/``--for``/``--backend``); that plan is
     locked afresh in memory and compared. Raises :class:`LockError` when the lock
-    cannot be read; a fresh lock that cannot be made is reported, not raised.
+    cannot be read or holds no torch to plan; a fresh lock that cannot be made is
+    reported, not raised.
     """
     old = read_lock(lock_path)
     made = old.made_for
     reqs = made.requirements if made is not None else tuple(
         p.name for p in old.packages if canonicalize_name(p.name) in FAMILY
     )  # fmt: skip
+    if not reqs:
+        raise LockError(
+            f"the lock {lock_path} holds no torch: `torchup lock --check` plans the torch "
+            "family a lock holds, and there is none to plan",
+            hint="check it with the tool that made it (uv pip compile, pip lock)",
+        )
     fresh: Lock | None = None
     fresh_error: str | None = None
     sources: Sources | None = None
