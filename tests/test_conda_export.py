@@ -289,6 +289,39 @@ def test_the_pip_lines_are_what_install_conda_env_runs(
     assert conda_environment(plan).pip_lines == export.pip_lines
 
 
+def test_credentials_are_kept_out_of_the_file_and_given_to_the_pip_torchup_runs(
+    tmp_path: Path, site: Site, env: dict[str, str]
+) -> None:
+    """The file is kept and shared: its URLs carry no user-info at all (pip given
+    ``me:****@`` would send the stars; without it, pip asks its keyring or netrc). The
+    pip torchup runs gets the real URL; what is shown of that command, a redacted one."""
+    _root, torch_url, simple = site
+    secret_torch = torch_url.replace("http://", "http://me:s3cret@")
+    secret_simple = simple.replace("http://", "http://me:t0ken@")
+    plan = torchup.plan(list(FAMILY), python=pyenv("3.11"), backend="cpu",
+                        torch_index_url=secret_torch, index_url=secret_simple, env=env)  # fmt: skip
+    assert plan.ok, plan.problems
+    export = conda_environment(plan)
+    for said in (export.text, export.summary, *export.warnings):  # shown: redacted
+        assert "s3cret" not in said
+        assert "t0ken" not in said
+    assert "me:" not in export.text  # written: no user-info at all
+    assert "me@" not in export.text
+    assert f"--index-url {torch_url}/cpu" in export.text
+    assert f"--extra-index-url {simple}" in export.text
+    shown = " ".join(plan.commands[0])
+    assert "me:****@" in shown
+    assert "s3cret" not in shown
+    choice = InstallerChoice(name="pip", uv=None, source="test")
+    _one, run, _text = install_commands(
+        choice, "py", plan.packages, sources=plan.sources,
+        variant_index=plan.variant_index, hashes_file=tmp_path / "h.txt",
+    )  # fmt: skip
+    assert run is not None
+    assert run[run.index("--index-url") + 1] == f"{secret_torch}/cpu"
+    assert run[run.index("--extra-index-url") + 1] == secret_simple
+
+
 def test_extras_asked_for_are_in_the_pins_as_install_gives_them(
     site: Site, env: dict[str, str]
 ) -> None:

@@ -6,9 +6,9 @@ CLI renders (``to_dict()`` is the ``--json`` document, schema pinned by a test).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 from torchup.choose.backends import Backend
 from torchup.choose.resolve import Outcome
 from torchup.choose.variants import Verdict
-from torchup.index.pages import DistFile, redact
+from torchup.index.pages import DistFile, redact, strip_credentials
 from torchup.index.sources import Sources
 from torchup.interpreters.discover import Interpreter
 
@@ -269,16 +269,21 @@ def pip_arguments(
     variant_index: str | None,
     sources: Sources,
     requirements: Sequence[Requirement] = (),
+    credentials: Literal["redact", "strip", "keep"] = "redact",
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``(pins, index arguments)``: what pip is given to install ``packages``, shared by
     :func:`install_command`, the installers and the exports (one source of truth).
+    ``credentials`` says what becomes of a password in a URL: ``redact`` (``****``, for
+    what is shown), ``strip`` (the user-info gone, for a file written to be used
+    elsewhere, where pip finds them in its keyring or netrc) or ``keep`` (the command
+    torchup itself runs).
 
     Pins are exact (:func:`exact_pin`: ``torch==2.5.1+cpu``, ``torch===2.5.1``) so no
     other build can satisfy them, with the extras ``requirements`` ask for. When a file
     comes from a PyTorch index directory, that directory becomes the ``--index-url`` and
     pip's own index stays an ``--extra-index-url`` so that torch's ordinary dependencies
     resolve from where they always do. Sources given as flags to torchup are passed on;
-    pip reads its own configuration for the rest. URLs are credential-free.
+    pip reads its own configuration for the rest.
 
     >>> from torchup.index.sources import Sources, Source
     >>> s = Sources(index_url=None, extra_index_urls=(), find_links=(), trusted_hosts=(),
@@ -300,25 +305,30 @@ def pip_arguments(
         exact_pin(p.name, p.version, extras.get(canonicalize_name(p.name), "")) for p in packages
     )
     argv: list[str] = []
-    # Credentials never appear in output; pip finds them in its keyring or netrc.
+    ways: dict[str, Callable[[str], str]] = {
+        "redact": redact,
+        "strip": strip_credentials,
+        "keep": lambda url: url,
+    }
+    shown = ways[credentials]
     pip_indexes = sources.index_urls()
     if variant_index is not None and _uses(variant_index, packages):
-        argv += ["--index-url", redact(variant_index)]
-        argv += [arg for s in pip_indexes[:1] for arg in ("--extra-index-url", redact(s.url))]
+        argv += ["--index-url", shown(variant_index)]
+        argv += [arg for s in pip_indexes[:1] for arg in ("--extra-index-url", shown(s.url))]
     elif pip_indexes and pip_indexes[0].origin == "--index-url":
-        argv += ["--index-url", redact(pip_indexes[0].url)]
+        argv += ["--index-url", shown(pip_indexes[0].url)]
     # Sources given as flags to torchup must reach pip too; pip reads its own config.
     argv += [
         arg
         for s in pip_indexes[1:]
         if s.origin == "--extra-index-url"
-        for arg in ("--extra-index-url", redact(s.url))
+        for arg in ("--extra-index-url", shown(s.url))
     ]
     argv += [
         arg
         for s in sources.find_links
         if s.origin == "--find-links"
-        for arg in ("--find-links", redact(s.url))
+        for arg in ("--find-links", shown(s.url))
     ]
     return pins, tuple(argv)
 

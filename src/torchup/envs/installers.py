@@ -79,7 +79,12 @@ def _source_args(
     (pip reads its own config for the rest); uv gets every source, the variant
     directory first."""
     if not uv:
-        return list(pip_arguments(packages, variant_index=variant_index, sources=sources)[1])
+        # the real URLs: pip given "user:****@" sends those stars (what is shown of this
+        # command is redacted where it is shown)
+        return list(
+            pip_arguments(packages, variant_index=variant_index, sources=sources,
+                          credentials="keep")[1]
+        )  # fmt: skip
     indexes = ([variant_index] if variant_index else []) + [s.url for s in sources.index_urls()]
     args: list[str] = []
     if sources.no_index:

@@ -37,6 +37,7 @@ from packaging.version import InvalidVersion, Version
 
 from torchup.choose.plan import pip_arguments
 from torchup.errors import TorchupError, UsageError
+from torchup.index.pages import redact, strip_credentials
 
 if TYPE_CHECKING:
     from torchup.choose.plan import Plan
@@ -132,6 +133,7 @@ def conda_environment(plan: Plan, *, name: str | None = None) -> CondaExport:
         variant_index=plan.variant_index,
         sources=plan.sources,
         requirements=[Requirement(r) for r in plan.requirements],
+        credentials="strip",  # a file to keep: pip finds them in its keyring or netrc
     )
     lines = (*_option_lines(index_args), *pins)
     torch = next((p for p in plan.packages if canonicalize_name(p.name) == "torch"), None)
@@ -141,7 +143,11 @@ def conda_environment(plan: Plan, *, name: str | None = None) -> CondaExport:
         *_conda_channel_had(torch.version if torch else None),
     ]
     family = ", ".join(pins)
-    source = f"the PyTorch index ({plan.variant_index})" if plan.variant_index else "pip's sources"
+    source = (
+        f"the PyTorch index ({redact(plan.variant_index)})"
+        if plan.variant_index
+        else "pip's sources"
+    )
     summary = f"{_python_words(py.version, py.free_threaded)}; with pip: {family} from {source}"
     made_for = (
         f"made for {py.implementation} {py.version} ({py.tags[0] if py.tags else '?'}), "
@@ -340,15 +346,13 @@ def _joined_lines(text: str) -> list[str]:
 def _unwritten_sources(plan: Plan, index_args: Sequence[str]) -> list[str]:
     """Warnings for the sources the plan read that pip is not told (pip's own
     configuration on this machine), which another machine's pip will not have."""
-    from torchup.index.pages import redact
-
     written = {a.rstrip("/") for a in index_args}
     read = [*plan.sources.index_urls(), *plan.sources.find_links]
     return [
         f"{redact(s.url)} (from {s.origin}) is not written: install reads it from pip's "
         "configuration, which the machine creating the env must have too"
         for s in read
-        if s.origin != "default" and redact(s.url).rstrip("/") not in written
+        if s.origin != "default" and strip_credentials(s.url).rstrip("/") not in written
     ]
 
 

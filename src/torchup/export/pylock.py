@@ -25,13 +25,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 
 from torchup.errors import TorchupError
 from torchup.export import _toml
-from torchup.index.pages import redact
+from torchup.index.pages import redact, strip_credentials
 
 __all__ = [
     "FAMILY",
@@ -260,23 +260,6 @@ class Lock:
 
 
 # -- URLs ------------------------------------------------------------------------------
-
-
-def strip_credentials(url: str) -> str:
-    """``url`` without user-info, the form written into locks.
-
-    >>> strip_credentials("https://user:s3cret@example.org/simple/")
-    'https://example.org/simple/'
-    >>> strip_credentials("/opt/wheels")
-    '/opt/wheels'
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"//[^/@]*@", "//", url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def filename_of(url: str) -> str:

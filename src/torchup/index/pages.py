@@ -39,6 +39,7 @@ __all__ = [
     "parse_project_page",
     "parse_variants",
     "redact",
+    "strip_credentials",
     "variant_dir_of_url",
     "variant_of",
     "variant_sort_key",
@@ -118,6 +119,23 @@ class PageParseError(IndexFetchError):
 
 
 # -- URLs ----------------------------------------------------------------------------
+
+
+def strip_credentials(url: str) -> str:
+    """``url`` without user-info, the form written into locks.
+
+    >>> strip_credentials("https://user:s3cret@example.org/simple/")
+    'https://example.org/simple/'
+    >>> strip_credentials("/opt/wheels")
+    '/opt/wheels'
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"//[^/@]*@", "//", url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def redact(url: str) -> str:
