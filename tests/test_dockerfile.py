@@ -194,6 +194,11 @@ def test_the_smoke_test_passes_for_the_real_cpu_torch_and_fails_a_cuda_lock(
     rocm = run(with_torch(real, "2.13.0+rocm6.4", "rocm6.4"))
     assert rocm.returncode == 1
     assert "torch is not a ROCm build (torch.version.hip is None)" in rocm.stderr
+    # PyPI's builds say their CUDA in __version__ (2.13.0+cu130), never in their name
+    pypi = run(with_torch(real, "2.13.0", None))
+    assert pypi.returncode == 0, pypi.stderr[-2000:]
+    older = run(with_torch(real, "2.12.0", None))
+    assert "torch is 2.13.0+cpu, the lock has 2.12.0" in older.stderr
     missing = run(cpu_lock)  # torchvision and torchaudio are not in that venv
     assert missing.returncode == 1
     assert "import torchvision failed: ModuleNotFoundError" in (missing.stderr)
@@ -264,9 +269,21 @@ def test_free_threaded_pypy_and_non_linux_locks_are_refused_unless_a_base_is_giv
     pypy = replace(cpu_lock, made_for=replace(made, implementation="pypy"))
     with pytest.raises(DockerfileError, match="the python images are CPython"):
         dockerfile(pypy)
-    mac = replace(cpu_lock, made_for=replace(made, platform="aarch64-apple-darwin"))
-    with pytest.raises(DockerfileError, match=r"'aarch64-apple-darwin'.*glibc Linux"):
+    mac_markers = {**made.markers, "platform_machine": "arm64", "sys_platform": "darwin"}
+    mac = replace(cpu_lock, made_for=replace(made, platform="aarch64-apple-darwin",
+                                             markers=mac_markers))  # fmt: skip
+    with pytest.raises(DockerfileError, match=r"'aarch64-apple-darwin'.*glibc Linux") as info:
         dockerfile(mac, base="python:3.11-slim")
+    # the image Docker runs on that Mac: Linux on its CPU, for the same Python
+    assert f"--python-version {made.python_version} --platform manylinux_2_28_aarch64" in str(
+        info.value.hint
+    )
+    arm = replace(cpu_lock, made_for=replace(made, platform="aarch64-manylinux_2_28",
+                  markers={**made.markers, "platform_machine": "aarch64"}))  # fmt: skip
+    for_arm = dockerfile(arm)
+    assert for_arm.platform == "linux/arm64"
+    assert "# build: docker build --platform linux/arm64 -t IMAGE .\n" in for_arm.dockerfile
+    assert "build: docker build --platform linux/arm64 -t IMAGE ." in for_arm.summary
     musl = replace(cpu_lock, made_for=replace(made, platform="x86_64-unknown-linux-musl"))
     with pytest.raises(DockerfileError, match="glibc Linux"):
         dockerfile(musl)

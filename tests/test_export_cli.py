@@ -294,6 +294,50 @@ def test_export_dockerfile_to_stdout_from_a_lock_with_a_pinned_base(
     assert both.returncode == 2
 
 
+@needs_uv
+def test_export_dockerfile_checks_its_options_and_its_wheelhouse_before_writing(
+    tmp_path: Path, site: Site, env: dict[str, str]
+) -> None:
+    lock_file = tmp_path / "pylock.toml"
+    assert torchup(env, *lock_args(site), "-o", str(lock_file)).returncode == 0
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+
+    def export(*args: str) -> subprocess.CompletedProcess[str]:
+        return torchup(env, "export", "dockerfile", "--lock", str(lock_file), *args,
+                       "-o", str(ctx / "Dockerfile"))  # fmt: skip
+
+    ignored = export("--platform", "manylinux_2_28_aarch64", "--backend", "cu126")
+    assert ignored.returncode == 2
+    assert "--platform, --backend would make a new plan" in ignored.stderr
+    missing = export("--wheelhouse", "house/files")
+    assert missing.returncode == 2
+    assert f"the wheelhouse {ctx / 'house/files'} is not there" in missing.stderr
+    made = torchup(env, "wheelhouse", str(ctx / "house"), "--lock", str(lock_file), "-q")
+    assert made.returncode == 0, made.stderr
+    root = export("--wheelhouse", "house")
+    assert root.returncode == 2
+    assert "is a wheelhouse; the files pip installs are in its files/ folder" in root.stderr
+    assert "--wheelhouse house/files" in root.stderr
+    gone = next((ctx / "house" / "files").glob("mpmath-*.whl"))
+    kept = gone.read_bytes()
+    gone.unlink()
+    short = export("--wheelhouse", "house/files")
+    assert short.returncode == 2
+    assert f"lacks 1 of the lock's files: {gone.name}" in short.stderr
+    assert sorted(p.name for p in ctx.iterdir()) == ["house"]  # nothing written
+    gone.write_bytes(kept)
+    done = export("--wheelhouse", "house/files")
+    assert done.returncode == 0, done.stderr
+    text = (ctx / "Dockerfile").read_text()
+    assert "# build: docker build --platform linux/amd64 -t IMAGE .\n" in text
+    assert "build: docker build --platform linux/amd64 -t IMAGE ." in done.stdout
+    # -o a folder: refused before planning, and nothing else written either
+    folder = torchup(env, "export", "dockerfile", "--lock", str(lock_file), "-o", str(ctx))
+    assert folder.returncode == 2
+    assert f"{ctx} is a folder" in folder.stderr
+
+
 # -- export conda ----------------------------------------------------------------------
 
 

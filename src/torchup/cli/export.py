@@ -64,13 +64,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.lock is not None and (args.requirements or args.for_profile or args.python):
-        raise UsageError(
-            "--lock exports what the lock holds; requirements, --python and --for make a "
-            "new plan instead",
-            hint="pass --lock, or the request, not both",
+    if args.lock is not None:
+        o.refuse_planning(
+            args,
+            does="--lock exports what the lock holds",
+            hint="pass --lock, or the request and its options, not both",
         )
+    _writable(args)  # before planning and locking: a refusal should cost nothing
     return _dockerfile(args) if args.kind == "dockerfile" else _conda(args)
+
+
+def _writable(args: argparse.Namespace) -> None:
+    """Refuse an ``-o`` that is a folder, or a file there without ``--force``."""
+    from pathlib import Path
+
+    if args.output == "-":
+        return
+    out = Path(args.output)
+    if out.is_dir():
+        raise UsageError(f"{out} is a folder", hint="pass -o with a file's path")
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists", hint="pass --force to replace it")
 
 
 def _planned(args: argparse.Namespace) -> Plan | None:
@@ -116,7 +130,7 @@ def _write(args: argparse.Namespace, files: dict[str, str], summary: dict[str, A
     first when ``-o -`` (the rest then go to the current folder); then say so."""
     from pathlib import Path
 
-    from torchup._paths import write_output
+    from torchup._paths import write_outputs
 
     main, *rest = files
     folder = Path(".") if args.output == "-" else Path(args.output).parent
@@ -124,14 +138,15 @@ def _write(args: argparse.Namespace, files: dict[str, str], summary: dict[str, A
     for path in ([] if args.output == "-" else [Path(args.output)]) + list(targets.values()):
         if path.exists() and not args.force:  # every refusal before any write
             raise UsageError(f"{path} exists", hint="pass --force to replace it")
-    for name, path in targets.items():
-        write_output(path, files[name], force=True)
+    written_too = [(path, files[name]) for name, path in targets.items()]
     if args.output == "-":
+        write_outputs(written_too, force=True)
         sys.stdout.write(files[main])
         for path in targets.values():
             print(f"torchup: wrote {path}", file=sys.stderr)
         return 0
-    write_output(Path(args.output), files[main], force=True)
+    # all or none: never a Dockerfile beside another one's requirements.txt
+    write_outputs([(Path(args.output), files[main]), *written_too], force=True)
     written = [args.output, *map(str, targets.values())]
     if args.json:
         o.emit_json({"ok": True, **summary, "path": args.output, "files": written})
@@ -142,13 +157,46 @@ def _write(args: argparse.Namespace, files: dict[str, str], summary: dict[str, A
 
 
 def _dockerfile(args: argparse.Namespace) -> int:
-    from torchup.export.dockerfile import dockerfile
+    from torchup.export.dockerfile import check_options, dockerfile
 
+    check_options(base=args.base, digest=args.digest, wheelhouse=args.wheelhouse)
     lock = _lock(args)
     if lock is None:
         return 1
+    if args.wheelhouse is not None:
+        _check_wheelhouse(args, lock)
     made = dockerfile(lock, base=args.base, digest=args.digest, wheelhouse=args.wheelhouse)
     return _write(args, {"Dockerfile": made.dockerfile, **made.files}, made.to_dict())
+
+
+def _check_wheelhouse(args: argparse.Namespace, lock: Lock) -> None:
+    """Refuse a ``--wheelhouse`` that is not, beside the Dockerfile, a folder of every
+    file the lock holds: the build would fail with pip's "no matching distribution"."""
+    from pathlib import Path
+
+    context = Path(".") if args.output == "-" else Path(args.output).parent
+    folder = context / args.wheelhouse
+    if not folder.is_dir():
+        raise UsageError(
+            f"the wheelhouse {folder} is not there (it is read from the build context, "
+            "the Dockerfile's folder)",
+            hint=f"make it: torchup wheelhouse {folder.parent / 'house'} --lock pylock.toml, "
+            "then --wheelhouse house/files",
+        )
+    if (folder / "files").is_dir() and (folder / ".torchup-wheelhouse.json").exists():
+        raise UsageError(
+            f"{folder} is a wheelhouse; the files pip installs are in its files/ folder",
+            hint=f"pass --wheelhouse {args.wheelhouse.rstrip('/')}/files",
+        )
+    missing = [f.filename for _, f in lock.files() if not (folder / f.filename).is_file()]
+    if missing:
+        shown = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
+        raise UsageError(
+            f"the wheelhouse {folder} lacks {len(missing)} of the lock's files: {shown}",
+            hint=f"fetch them: torchup wheelhouse DIR --lock {args.lock or 'pylock.toml'}",
+        )
 
 
 def _conda(args: argparse.Namespace) -> int:

@@ -157,6 +157,40 @@ def target_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rocm", metavar="VERSION", type=given, help="its ROCm (6.3)")
 
 
+#: the options that make a plan (``dest``: flag), which a lock has made already: given
+#: with ``--lock`` they would be ignored, so they are refused (:func:`refuse_planning`)
+PLANNING = {
+    "requirements": "requirements",
+    "python": "--python",
+    "for_profile": "--for",
+    "python_version": "--python-version",
+    "platform": "--platform",
+    "gpu": "--gpu",
+    "driver": "--driver",
+    "rocm": "--rocm",
+    "backend": "--backend",
+    "torch_index_url": "--torch-index-url",
+    "index_url": "--index-url",
+    "extra_index_url": "--extra-index-url",
+    "find_links": "--find-links",
+    "offline": "--offline",
+    "allow_name": "--allow-name",
+}
+
+
+def refuse_planning(
+    args: argparse.Namespace, *, does: str, hint: str, taken: Sequence[str] = ()
+) -> None:
+    """A :class:`UsageError` naming every option of :data:`PLANNING` given with
+    ``--lock`` (but ``taken``, which the command uses otherwise); ``does`` says what
+    ``--lock`` does instead (``--lock fetches what the lock holds``)."""
+    given = [f for d, f in PLANNING.items() if d not in taken and getattr(args, d, None)]
+    if given:
+        from torchup.errors import UsageError
+
+        raise UsageError(f"{does}; {', '.join(given)} would make a new plan", hint=hint)
+
+
 def target_profile(args: argparse.Namespace) -> Profile | None:
     """The other machine :func:`target_options` names, or None for this one."""
     flags = {k: getattr(args, k) for k in ("python_version", "platform", "gpu", "driver", "rocm")}

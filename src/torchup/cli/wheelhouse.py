@@ -9,7 +9,6 @@ import sys
 from typing import TYPE_CHECKING
 
 from torchup.cli import options as o
-from torchup.errors import UsageError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -54,23 +53,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-#: options that plan, which a lock has done: refused with --lock (the index options are
-#: taken, for the credentials of their hosts)
-_PLANNING = {
-    "requirements": "requirements",
-    "python": "--python",
-    "for_profile": "--for",
-    "python_version": "--python-version",
-    "platform": "--platform",
-    "gpu": "--gpu",
-    "driver": "--driver",
-    "rocm": "--rocm",
-    "backend": "--backend",
-    "offline": "--offline",
-    "allow_name": "--allow-name",
-}
-
-
 def _base_url(value: str) -> str:
     from torchup.export.wheelhouse import base_url_problem
 
@@ -84,12 +66,12 @@ def run(args: argparse.Namespace) -> int:
 
     from torchup.render.export import render_wheelhouse
 
-    planning = [flag for dest, flag in _PLANNING.items() if getattr(args, dest, None)]
-    if args.lock is not None and planning:
-        raise UsageError(
-            f"--lock fetches what the lock holds; {', '.join(planning)} would make a new "
-            "plan instead",
+    if args.lock is not None:  # the index options give the credentials of their hosts
+        o.refuse_planning(
+            args,
+            does="--lock fetches what the lock holds",
             hint=f"torchup wheelhouse {args.directory} --lock {args.lock}, or drop --lock",
+            taken=("torch_index_url", "index_url", "extra_index_url", "find_links"),
         )
     if args.lock is not None:
         # a lock's URLs carry no credentials: the indexes named on the command line, else

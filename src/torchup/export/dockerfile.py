@@ -146,6 +146,8 @@ class DockerExport:
     host_note: tuple[str, ...]
     #: things the build may trip on (local sources a build cannot see)
     warnings: tuple[str, ...] = ()
+    #: the image's platform, as ``docker build --platform`` takes it (``linux/arm64``)
+    platform: str = "linux/amd64"
 
     @property
     def summary(self) -> str:
@@ -153,7 +155,7 @@ class DockerExport:
             f"Dockerfile from {self.base}: {BUILDS[self.build]['name']} torch "
             f"({self.build_source}), "
             f"installed hash-checked by pip from {', '.join(self.files)}",
-            "build: docker build -t IMAGE .",
+            f"build: docker build --platform {self.platform} -t IMAGE .",
             f"run:   {self.run_command}",
             *(f"host:  {line}" for line in self.host_note),
             *(f"warning: {w}" for w in self.warnings),
@@ -164,6 +166,7 @@ class DockerExport:
         return {
             "schema": SCHEMA,
             "base": self.base,
+            "platform": self.platform,
             "build": self.build,
             "build_source": self.build_source,
             "files": sorted(self.files),
@@ -193,14 +196,58 @@ def _made_for(lock: Lock) -> MadeFor:
         raise DockerfileError(
             f"{where!r} was made for {platform or 'an unknown platform'!r}, and a "
             "Docker image is glibc Linux",
-            hint="lock for the image: `torchup lock --platform linux ...` "
-            "(or the flags of a Linux machine profile)",
+            hint="lock for the image, a Linux machine of the same Python and CPU: "
+            f"`torchup lock ... --python-version {made.python_version} --platform "
+            f"manylinux_2_28_{_linux_machine(made)}`",
         )
     return made
 
 
-def _base(made: MadeFor, base: str | None, digest: str | None) -> str:
-    """The ``FROM`` reference: ``base`` or ``python:X.Y-slim``, with ``@digest``."""
+#: ``platform_machine`` as Linux says it -> Docker's platform name
+_DOCKER_MACHINES = {"x86_64": "amd64", "aarch64": "arm64", "ppc64le": "ppc64le",
+                    "s390x": "s390x", "armv7l": "arm/v7"}  # fmt: skip
+
+
+def _linux_machine(made: MadeFor) -> str:
+    """The lock's CPU as Linux names it (``arm64`` on a Mac is ``aarch64`` there)."""
+    machine = made.markers.get("platform_machine") or made.platform.partition("-")[0]
+    return {"arm64": "aarch64", "amd64": "x86_64", "AMD64": "x86_64"}.get(machine, machine)
+
+
+def docker_platform(made: MadeFor) -> str:
+    """``docker build --platform`` for the lock's CPU (``linux/arm64``): a lock is for one
+    architecture, and a build host of another would make an image its wheels do not fit.
+
+    >>> from torchup.export.pylock import MadeFor
+    >>> docker_platform(MadeFor(torchup="", requirements=(), python_version="3.12",
+    ...     implementation="cpython", free_threaded=False, platform="aarch64-manylinux_2_28",
+    ...     tag="", tag_count=0, markers={}, backend="cpu", variant=None, release=None,
+    ...     accelerator=None, sources={}))
+    'linux/arm64'
+    """
+    machine = _linux_machine(made)
+    return f"linux/{_DOCKER_MACHINES.get(machine, machine)}"
+
+
+def check_options(
+    *,
+    base: str | None = None,
+    digest: str | None = None,
+    wheelhouse: str | None = None,
+    requirements_name: str = "requirements.txt",
+) -> None:
+    """Raise :class:`UsageError` for a malformed base, digest, wheelhouse path or file
+    name: what :func:`dockerfile` checks before it reads the lock, for a caller to check
+    before it makes one."""
+    if not _FILE_NAME.fullmatch(requirements_name):
+        raise UsageError(f"{requirements_name!r} is not a plain file name")
+    if wheelhouse is not None and (
+        not _CONTEXT_PATH.fullmatch(wheelhouse) or ".." in wheelhouse.split("/")
+    ):
+        raise UsageError(
+            f"the wheelhouse {wheelhouse!r} is not a relative path inside the build context",
+            hint="e.g. --wheelhouse house/files, beside the Dockerfile",
+        )
     if base is not None and (not base.strip() or re.search(r"\s", base)):
         raise UsageError(f"the base image {base!r} is not an image reference")
     if digest is not None and not _DIGEST.fullmatch(digest):
@@ -210,6 +257,10 @@ def _base(made: MadeFor, base: str | None, digest: str | None) -> str:
         )
     if digest is not None and base is not None and "@" in base:
         raise UsageError(f"the base image {base!r} has a digest already; drop --digest")
+
+
+def _base(made: MadeFor, base: str | None, digest: str | None) -> str:
+    """The ``FROM`` reference: ``base`` or ``python:X.Y-slim``, with ``@digest``."""
     if base is None:
         base = _official_image(made)
     return f"{base}@{digest}" if digest else base
@@ -298,7 +349,8 @@ for name, version in sorted(want.items()):
         problems.append("import %s failed: %s: %s" % (name, type(exc).__name__, exc))
         continue
     got = str(getattr(module, "__version__", "?"))
-    if got != version:
+    # PyPI's builds say their CUDA in __version__ (2.8.0+cu128) and not in their name
+    if got != version and not ("+" not in version and got.split("+")[0] == version):
         problems.append("%s is %s, the lock has %s" % (name, got, version))
 torch = sys.modules.get("torch")
 cuda = getattr(getattr(torch, "version", None), "cuda", None)
@@ -326,7 +378,8 @@ def _header(lock: Lock, made: MadeFor, spec: Mapping[str, Any], requirements: st
         f"for Python {made.python_version} ({made.tag}, {made.platform});",
         f"{len(lock.packages)} locked package(s), every file pinned by sha256.",
         "",
-        f"build: docker build -t IMAGE .      (in the folder with {requirements})",
+        f"build: docker build --platform {docker_platform(made)} -t IMAGE .",
+        f"       (in the folder with {requirements}; the lock is for that platform)",
         f"run:   {spec['run']}",
         *(f"host:  {line}" for line in spec["host"]),
         "",
@@ -375,15 +428,8 @@ def dockerfile(
     ``[tool.torchup]``, no torch, a non-Linux platform, or a Python with no official
     image and no ``base``.
     """
-    if not _FILE_NAME.fullmatch(requirements_name):
-        raise UsageError(f"{requirements_name!r} is not a plain file name")
-    if wheelhouse is not None and (
-        not _CONTEXT_PATH.fullmatch(wheelhouse) or ".." in wheelhouse.split("/")
-    ):
-        raise UsageError(
-            f"the wheelhouse {wheelhouse!r} is not a relative path inside the build context",
-            hint="e.g. --wheelhouse house/files, beside the Dockerfile",
-        )
+    check_options(base=base, digest=digest, wheelhouse=wheelhouse,
+                  requirements_name=requirements_name)  # fmt: skip
     made = _made_for(lock)
     ref = _base(made, base, digest)
     build, source = _build(lock, made)
@@ -392,7 +438,7 @@ def dockerfile(
         made = replace(made, sources={"no_index": True, "find_links": [_WHEELS_AT]})
     reqs = requirements_text(replace(lock, made_for=made), header=[
         f"written by torchup {__version__} for the Dockerfile beside it",
-        "install: pip install --require-hashes -r",
+        f"install: pip install --require-hashes -r {requirements_name}",
     ])  # fmt: skip
     smoke = _smoke_test(lock, str(spec["check"]))
     binary_only = all(f.kind == "wheel" for _, f in lock.files())
@@ -423,4 +469,5 @@ def dockerfile(
         run_command=str(spec["run"]),
         host_note=tuple(spec["host"]),
         warnings=() if wheelhouse is not None else _warnings(made),
+        platform=docker_platform(made),
     )
