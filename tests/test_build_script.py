@@ -464,6 +464,11 @@ def test_cli_writes_refuses_and_forces(cli_env: Path, capsys: pytest.CaptureFixt
     assert main([*args, "--force", "-o", "build-torch.sh"]) == 0
     assert (cli_env / "build-torch.sh").read_text() == written
     assert not list(cli_env.glob(".build-torch.sh.*"))  # no temporary sibling left
+    capsys.readouterr()
+    (cli_env / "my builds").mkdir()
+    assert main([*args, "-o", "my builds/build it.sh"]) == 0
+    said = capsys.readouterr().out
+    assert "bash 'my builds/build it.sh' --check" in said  # pasted, it runs that file
 
 
 def test_cli_for_a_profile_uses_its_python(

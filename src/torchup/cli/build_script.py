@@ -11,6 +11,7 @@ stdout) through a temporary sibling renamed into place; an existing file is kept
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from typing import TYPE_CHECKING
 
@@ -84,5 +85,5 @@ def run(args: argparse.Namespace) -> int:
         o.emit_json({"ok": True, **made.to_dict(), "path": args.output})
     elif not args.quiet:
         print(f"wrote {args.output}")
-        print(made.summary.replace("build-torch.sh", args.output))
+        print(made.summary.replace("build-torch.sh", shlex.quote(args.output)))
     return 0

@@ -369,10 +369,14 @@ gib() { printf '%d.%d' $(($1 / 1024)) $(($1 * 10 / 1024 % 10)); }
 # --- MAX_JOBS: min(cores, available memory / MIB_PER_JOB), at least 1 -----------------
 cores=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 mem_mib=0
+mem_what="available"
 if [[ -r /proc/meminfo ]]; then
   while read -r key value _; do
     if [[ $key == MemAvailable: ]]; then mem_mib=$((value / 1024)); fi
   done </proc/meminfo
+elif mem_bytes=$(sysctl -n hw.memsize 2>/dev/null) && [[ $mem_bytes =~ ^[0-9]+$ ]]; then
+  mem_mib=$((mem_bytes / 1048576)) # macOS: the total, no "available" to read
+  mem_what="in all"
 fi
 if [[ -n ${MAX_JOBS:-} ]]; then
   if ! [[ $MAX_JOBS =~ ^[1-9][0-9]*$ ]]; then
@@ -381,10 +385,16 @@ if [[ -n ${MAX_JOBS:-} ]]; then
   fi
   jobs_source="MAX_JOBS from the environment"
 else
-  MAX_JOBS=$((mem_mib / MIB_PER_JOB))
-  if ((MAX_JOBS > cores)); then MAX_JOBS=$cores; fi
-  if ((MAX_JOBS < 1)); then MAX_JOBS=1; fi
-  jobs_source="min($cores cores, $(gib "$mem_mib") GiB available / $(gib "$MIB_PER_JOB") GiB a job)"
+  if ((mem_mib > 0)); then
+    MAX_JOBS=$((mem_mib / MIB_PER_JOB))
+    if ((MAX_JOBS > cores)); then MAX_JOBS=$cores; fi
+    if ((MAX_JOBS < 1)); then MAX_JOBS=1; fi
+    per_job="$(gib "$MIB_PER_JOB") GiB a job"
+    jobs_source="min($cores cores, $(gib "$mem_mib") GiB $mem_what / $per_job)"
+  else
+    MAX_JOBS=$cores
+    jobs_source="$cores cores; the memory is unknown here (set MAX_JOBS if the build runs out)"
+  fi
 fi
 export MAX_JOBS
 
