@@ -448,6 +448,30 @@ def test_a_conda_env_gets_its_own_pip_and_is_restored_when_the_install_fails(
     assert subprocess.run([python, "-c", "import marker"], check=False).returncode == 0
 
 
+def test_an_install_into_a_conda_env_leaves_the_user_sites_torch_alone(
+    tmp_path: Path, env: dict[str, str], index_server: IndexServer, conda_env: Path
+) -> None:
+    """The user site is shared by every Python of its version: pip, seeing a torch there
+    as installed, would uninstall it (--reinstall) or call it satisfied. The installer
+    runs with the user site off, so only the env changes."""
+    user_site = Path(env["HOME"]) / ".local" / "lib" / "python3.10" / "site-packages"
+    (user_site / "torch").mkdir(parents=True)
+    (user_site / "torch" / "__init__.py").write_text('__version__ = "2.8.0+cpu"\n')
+    dist = user_site / "torch-2.8.0+cpu.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: torch\nVersion: 2.8.0+cpu\n")
+    (dist / "RECORD").write_text("torch/__init__.py,,\ntorch-2.8.0+cpu.dist-info/METADATA,,\n")
+    (dist / "INSTALLER").write_text("pip\n")
+    before = listing(user_site)
+    proc = torchup(env, tmp_path, "install", "torch==2.8.0", "--conda-env", str(conda_env),
+                   "--backend", "cpu", "--torch-index-url", index_server.torch_url,
+                   "--installer", "pip", "--reinstall")  # fmt: skip
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "Successfully installed torch-2.8.0+cpu" in proc.stderr  # into the env
+    assert "Uninstalling torch" not in proc.stderr
+    assert listing(user_site) == before
+
+
 def routing_wheels() -> dict[str, list[File]]:
     """torch 2.8.0 and torchvision 0.23.0 built three ways, as small wheels with
     the real metadata shapes (torchvision pins its torch) and no dependencies."""

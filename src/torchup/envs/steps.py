@@ -118,6 +118,9 @@ def _run_step(
 
     # uv refuses --verify-hashes alongside this variable; the hashes are not optional
     env = {k: v for k, v in env.items() if k != "UV_NO_VERIFY_HASHES"}
+    # the user site is not the target: pip would see a torch there as installed and
+    # uninstall it (--force-reinstall), from under every Python of that version
+    env["PYTHONNOUSERSITE"] = "1"
     try:
         done = stream(argv, env=env, echo=echo, keep_fds=keep_fds)
     except RunnerError as exc:
