@@ -414,6 +414,9 @@ def test_torch_package_on_pythonpath_shadows_torch(
     assert shadow.status == "fail"
     assert shadow.summary.endswith("(from PYTHONPATH)")
     assert shadow.fix == "unset PYTHONPATH"
+    # relative to where the user runs Python, not to where doctor's probe runs
+    relative = examine(world, cpu_venv, cwd=tmp_path, PYTHONPATH="vendored")
+    assert check(relative, "shadowed-import").status == "fail"
 
 
 def test_torch_in_the_user_site_leaks_into_a_venv(world: World, tmp_path: Path) -> None:

@@ -231,9 +231,11 @@ def test_without_an_accelerator_detection_runs(tmp_path: Path, env: dict[str, st
     [
         ("import os\nos._exit(3)\n", "exited with status 3"),
         ("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n", "died of SIGSEGV"),
+        # the crash's own frame is named, not the probe's way into it
+        ("import ctypes\nctypes.string_at(0)\n", 'torch/__init__.py", line 2'),
         ("import os\nprint('hello from torch')\nos._exit(0)\n", "hello from torch"),
     ],
-    ids=["exit", "segfault", "junk"],
+    ids=["exit", "segfault", "segfault-in-torch", "junk"],
 )
 def test_torch_that_kills_the_interpreter_is_a_failed_check(
     tmp_path: Path, env: dict[str, str], body: str, expected: str

@@ -154,7 +154,11 @@ def doctor(
 
         accelerator = detect(env=env)
     accel = accelerator
-    pythonpath = tuple(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)
+    # relative entries are relative to where the user runs Python, not to the probe's
+    # folder (it runs elsewhere)
+    pythonpath = tuple(
+        os.path.join(cwd, p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p
+    )
     # The import of torch takes seconds; everything else runs beside it.
     with ThreadPoolExecutor(max_workers=6) as pool:
         imported = pool.submit(_import, interp, accel, env, timeout)

@@ -139,4 +139,11 @@ def _death(done: Completed) -> str:
     else:
         what = f"exited with status {code}"
     lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    # faulthandler lists the frames most recent first: those are the crash's (torch's
+    # own), not the last ones (the probe's way in)
+    marker = next((i for i, ln in enumerate(lines) if "most recent call first" in ln), None)
+    if marker is not None:
+        frames = [ln for ln in lines[marker + 1 :] if ln.startswith("File ")]
+        if frames:
+            return f"{what}: {' / '.join(frames[:3])}"
     return f"{what}: {' / '.join(lines[-3:])}" if lines else what
