@@ -434,6 +434,14 @@ def test_torch_in_the_user_site_leaks_into_a_venv(world: World, tmp_path: Path) 
     env = world.with_env(PYTHONUSERBASE=str(userbase))
     report = doctor(python=str(PYTHON311), env=env, cwd=world.cwd)
     assert check(report, "user-site").status == "warn"
+    # with its own torch, the venv imports that one (its site-packages come first): the
+    # user site's is shadowed here, not hiding anything
+    fake_torch(site_of(leaky), "2.13.0+cpu", None, "torch-2.13.0.METADATA")
+    report = examine(world, leaky, PYTHONUSERBASE=str(userbase))
+    shadowed = check(report, "user-site")
+    assert shadowed.status == "warn"
+    assert shadowed.summary.startswith(f"torch 2.13.0+cpu in the user site {user_site} is shadowed")
+    assert f"import torch loads {site_of(leaky)}/torch/__init__.py" in shadowed.evidence
     # a venv without system site packages does not read it
     report = examine(world, make_venv(tmp_path / "sealed"), PYTHONUSERBASE=str(userbase))
     user = check(report, "user-site")

@@ -21,6 +21,7 @@ from packaging.version import Version
 
 from torchup.check.doctor_facts import (
     Command,
+    Dist,
     Facts,
     Finding,
     Fix,
@@ -455,11 +456,21 @@ def check_user_site(facts: Facts) -> Finding:
             "site packages, or PYTHONNOUSERSITE)"
         )
         return _finding("user-site", "pass", summary, evidence)
-    evidence.append(f"this Python reads the user site {site.user_site} before its site-packages")
     evidence.append("or export PYTHONNOUSERSITE=1 to make Python ignore the user site")
-    base = shlex.quote(site.base_executable or site.executable)
-    fix = f"{base} -m pip uninstall -y " + " ".join(dict.fromkeys(d.name for d in mine))
+    fix = _user_site_fix(site, mine)
     others = [d for d in site.family("torch") if not site.in_user_site(d)]
+    here = site.resolves_here or ""
+    if others and here and not is_under(here, site.user_site or ""):
+        # a venv reads its own site-packages first: the user site's torch is never the
+        # one imported here, but pip (and other Pythons of this version) still see it
+        evidence.append(f"import torch loads {here}")
+        summary = (
+            f"{names} in the user site {site.user_site} is shadowed here by "
+            f"{others[0].path} (torch {others[0].version}); other Pythons of this "
+            "version still import it"
+        )
+        return _finding("user-site", "warn", summary, evidence, fix)
+    evidence.append(f"this Python reads the user site {site.user_site} before its site-packages")
     if others:
         evidence.append(f"it hides {others[0].path} (torch {others[0].version})")
         summary = f"{names} in the user site hides the torch installed in this Python"
@@ -472,6 +483,18 @@ def check_user_site(facts: Facts) -> Finding:
         "version run by this user, and venvs made with --system-site-packages, get it"
     )
     return _finding("user-site", "warn", summary, evidence, fix)
+
+
+def _user_site_fix(site: SiteFacts, dists: Sequence[Dist]) -> str:
+    """Remove ``dists`` from the user site: the base Python's pip (a venv's own refuses
+    "outside environment"), else, where the base is unknown (a venv of Python 3.6 or
+    3.7 has no ``sys._base_executable``), their folders."""
+    names = " ".join(dict.fromkeys(d.name for d in dists))
+    base = site.base_executable or (None if site.in_venv else site.executable)
+    if base is not None:
+        return f"{shlex.quote(base)} -m pip uninstall -y {names}"
+    paths = [p for d in dists for p in (os.path.join(d.dir, d.name), d.path)]
+    return shlex.join(["rm", "-rf", *dict.fromkeys(paths)])
 
 
 def check_gpu_hidden(facts: Facts, tb: TorchBuild | None) -> Finding:
