@@ -705,7 +705,12 @@ def test_pip_on_path_belonging_to_another_python(world: World, bare: Path, tmp_p
         f"`pip` installs into Python {py312.parent.parent.name} ({py312.parent.parent}), but "
         f"`python` is Python 3.11.7 ({bare}): what pip installs, python cannot import"
     )
-    assert pip.fix == "python -m pip install torch"
+    # no command fixes a PATH (installing torch again changes nothing): the advice says how
+    assert pip.fix is None
+    assert (
+        f"use `python -m pip` instead of `pip` (it is always python's own pip), or put "
+        f"{bare}/bin before {mixed} on PATH (then `hash -r`)"
+    ) in pip.evidence
     # a launcher whose first line names no Python (as a pyenv shim): asked with --version
     (mixed / "pip").unlink()
     (mixed / "pip").write_text(f'#!/bin/sh\nexec {py312} -m pip "$@"\n')

@@ -134,8 +134,14 @@ def check_pip_mismatch(commands: Sequence[Command]) -> Finding:
             f"`{pip.name}` installs into {pip.owner()}, but `{python.name}` is "
             f"{python.owner()}: what {pip.name} installs, {python.name} cannot import"
         )
-        fix = f"{python.name} -m pip install torch"
-        return _finding("pip-mismatch", "fail", summary, evidence, fix)
+        # no command fixes a PATH: what helps is never typing a bare pip (`python -m
+        # pip` is always that python's own), or putting the right bin folder first
+        evidence.append(
+            f"use `{python.name} -m pip` instead of `{pip.name}` (it is always "
+            f"{python.name}'s own pip), or put {os.path.dirname(python.path or '')} before "
+            f"{os.path.dirname(pip.path or '')} on PATH (then `hash -r`)"
+        )
+        return _finding("pip-mismatch", "fail", summary, evidence)
     if unknown:
         summary = "cannot tell which Python " + ", ".join(unknown) + " on PATH belong to"
         return _finding("pip-mismatch", "warn", summary, evidence)
