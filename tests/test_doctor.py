@@ -466,6 +466,27 @@ def test_two_torch_distributions_and_leftovers(world: World, tmp_path: Path) -> 
     assert multiple.fix == shlex.join(["rm", "-rf", *stale])
 
 
+def test_a_torch_from_outside_the_env_is_the_one_to_remove(world: World, tmp_path: Path) -> None:
+    """A .pth file puts another folder's torch on sys.path: pip will not uninstall a
+    distribution outside the env, and uninstalling the env's own torch (twice) left the
+    stray one and removed the good one. The fix names the stray one's folders."""
+    prefix = make_venv(tmp_path / "mixed")
+    site = site_of(prefix)
+    fake_torch(site, "2.13.0+cpu", None, "torch-2.13.0.METADATA")
+    extra = tmp_path / "extra"
+    fake_torch(extra, "2.12.0", None, "torch-2.13.0.METADATA")
+    (site / "extra.pth").write_text(f"{extra}\n")
+    multiple = check(examine(world, prefix), "multiple-torch")
+    assert multiple.status == "fail"
+    assert (
+        f"{extra} is outside this environment ({prefix}): on sys.path by a .pth file or PYTHONPATH"
+        in multiple.evidence
+    )
+    assert multiple.fix == shlex.join(
+        ["rm", "-rf", f"{extra}/torch", f"{extra}/torch-2.12.0.dist-info"]
+    )
+
+
 # --- companions -----------------------------------------------------------------------
 
 

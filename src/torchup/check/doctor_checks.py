@@ -391,8 +391,21 @@ def check_multiple_torch(facts: Facts, reinstall: str) -> Finding:
             evidence.append(f"torch/version.py says {live.version}: the other metadata is stale")
             fix = shlex.join(["rm", "-rf", *stale])
         else:
-            uninstall = f"{shlex.quote(facts.python.executable)} -m pip uninstall -y torch"
-            fix = " && ".join([uninstall] * len(dists) + [reinstall])
+            prefix = facts.python.prefix or ""
+            stray = [d for d in dists if prefix and not is_under(d.dir, prefix)]
+            if stray and len(stray) < len(dists):
+                # the env's own torch stays; pip will not uninstall one outside the env
+                # ("outside environment"), so the stray one's folders go by name
+                for d in stray:
+                    evidence.append(
+                        f"{d.dir} is outside this environment ({prefix}): on sys.path by a "
+                        ".pth file or PYTHONPATH"
+                    )
+                paths = [p for d in stray for p in (os.path.join(d.dir, "torch"), d.path)]
+                fix = shlex.join(["rm", "-rf", *dict.fromkeys(paths)])
+            else:
+                uninstall = f"{shlex.quote(facts.python.executable)} -m pip uninstall -y torch"
+                fix = " && ".join([uninstall] * len(dists) + [reinstall])
         versions = ", ".join(str(d.version) for d in dists)
         summary = (
             f"{len(dists)} torch distributions on sys.path ({versions}): pip and import torch "
