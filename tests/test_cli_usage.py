@@ -95,3 +95,28 @@ def test_the_torch_index_variable_is_checked_like_the_flag(
         "https://HOST/..., http://localhost/... or file:///PATH"
     )
     assert "s3cret" not in proc.stdout + proc.stderr
+
+
+def test_a_venv_whose_base_python_is_gone_says_so_and_how_to_mend_it(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    versions = sorted((Path.home() / ".pyenv" / "versions").glob("3.10.*"))
+    if not versions:
+        pytest.skip("needs CPython 3.10 from pyenv")
+    base = tmp_path / "py"
+    subprocess.run(["cp", "-al", str(versions[-1]), str(base)], check=True)
+    venv = tmp_path / "v"
+    subprocess.run([str(base / "bin" / "python3.10"), "-m", "venv", "--without-pip", str(venv)],
+                   check=True)  # fmt: skip
+    shutil.rmtree(base)  # the Python it was made from is gone (an upgrade removed it)
+    env = {**os.environ, "TORCHUP_CACHE_DIR": str(tmp_path / "cache")}
+    for command in ("doctor", "verify"):
+        argv = [sys.executable, "-m", "torchup", command, "--venv", str(venv)]
+        proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                              check=False)  # fmt: skip
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert f"is a link to '{base}/bin/python3.10', which does not exist" in proc.stderr
+        assert f"its base Python's folder {base}/bin (pyvenv.cfg's home) is gone" in proc.stderr
+        assert f"python3.10 -m venv --clear {venv}" in proc.stderr

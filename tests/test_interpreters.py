@@ -573,7 +573,7 @@ def test_a_venv_whose_base_is_gone_is_reported_not_skipped(tmp_path: Path) -> No
     (found,) = discover(env=env, cwd=tmp_path)
     assert (found.source, found.error) == (
         "VIRTUAL_ENV",
-        f"{str(venv / 'bin' / 'python')!r} does not exist",
+        f"{str(venv / 'bin' / 'python')!r} is a link to '/gone/bin/python3', which does not exist",
     )
     with pytest.raises(InterpreterError, match="VIRTUAL_ENV"):
         default_interpreter(env=env, cwd=tmp_path)

@@ -15,7 +15,7 @@ from typing import Any
 
 from torchup.errors import RunnerError
 
-__all__ = ["Completed", "clean_env", "run", "stream"]
+__all__ = ["Completed", "clean_env", "not_there", "run", "stream"]
 
 # Variables that leak the calling interpreter's state into a target interpreter
 # (PYTHONHOME/PYTHONPATH point at the wrong stdlib; __PYVENV_LAUNCHER__ is macOS's
@@ -79,7 +79,7 @@ def run(
             start_new_session=os.name == "posix",
         )
     except FileNotFoundError as exc:
-        raise RunnerError(f"{argv[0]!r} does not exist", cmd=argv) from exc
+        raise RunnerError(not_there(argv[0]), cmd=argv) from exc
     except PermissionError as exc:
         raise RunnerError(f"{argv[0]!r} is not executable", cmd=argv) from exc
     except OSError as exc:
@@ -221,3 +221,12 @@ def stream(
         raise RunnerError(f"{argv[0]!r} did not finish within {timeout:g} s", cmd=argv)
     text = kept.decode("utf-8", errors="replace")
     return Completed(cmd=argv, returncode=returncode, stdout=text, stderr="")
+
+
+def not_there(program: str) -> str:
+    """Why ``program`` could not be started: a link whose target is gone (a venv's
+    python, once its base Python was removed) says so, not "does not exist"."""
+    if os.path.islink(program):
+        target = os.path.realpath(program)
+        return f"{program!r} is a link to {target!r}, which does not exist"
+    return f"{program!r} does not exist"

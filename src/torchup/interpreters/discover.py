@@ -56,7 +56,7 @@ from torchup.interpreters.locate import (
     version_tuple,
 )
 from torchup.interpreters.tags import ProbeFacts, compute_tags, parse_facts, parse_tags
-from torchup.runner import run
+from torchup.runner import not_there, run
 
 if TYPE_CHECKING:
     from packaging.tags import Tag
@@ -314,8 +314,27 @@ def examined(
         )
     interp = probe(exe, source="--venv", env=env)
     if interp.error:
-        raise InterpreterError(f"{exe} does not work: {interp.error}")
+        raise InterpreterError(f"{exe} does not work: {interp.error}", hint=_broken_venv(prefix))
     return interp
+
+
+def _broken_venv(prefix: Path) -> str | None:
+    """How to mend a venv whose Python does not start: its base Python (``home`` in
+    ``pyvenv.cfg``) gone, as after an upgrade removed it."""
+    try:
+        cfg = (prefix / "pyvenv.cfg").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    keys = {k.strip(): v.strip() for k, _, v in (ln.partition("=") for ln in cfg.splitlines())}
+    home = keys.get("home")
+    if not home or Path(home).is_dir():
+        return None
+    version = ".".join((keys.get("version") or keys.get("version_info") or "3").split(".")[:2])
+    return (
+        f"its base Python's folder {home} (pyvenv.cfg's home) is gone: make the venv again "
+        f"with a Python that exists (python{version} -m venv --clear {prefix}, which empties "
+        f"it), then torchup install --venv {prefix}"
+    )
 
 
 def describe(interp: Interpreter) -> str:
@@ -572,7 +591,7 @@ def _probe_one(
         if cached_only:
             return None
     elif not cand.path.exists():
-        return f"{exe!r} does not exist"
+        return not_there(exe)
     elif cached_only:
         return None
     try:
